@@ -1,0 +1,73 @@
+"""The canonical layout in which weights, gradients and optimizer state cross
+between the frameworks and the float64 reference.
+
+Weights are a dict of numpy arrays with stable names in layer order:
+
+  hidden/kernel (784, H)   hidden/bias (H,)
+  bn/gamma, bn/beta, bn/moving_mean, bn/moving_variance (H,)   [batch norm on]
+  output/kernel (H, 10)    output/bias (10,)
+
+Kernels are (in, out), as Keras stores them; PyTorch's nn.Linear keeps
+(out, in), so torch_impl transposes at the boundary. Gradients use the names
+of the trainable weights. Optimizer state uses `<slot>/<weight name>` (for
+example `m/hidden/kernel`) plus `step` where the optimizer counts steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from common.spec import Spec
+
+BN_MOVING = ("bn/moving_mean", "bn/moving_variance")
+
+SLOTS = {  # optimizer state slots, per trainable weight
+    "sgd": ("velocity",),
+    "adagrad": ("accumulator",),
+    "rmsprop": ("v", "a"),
+    "adam": ("m", "v"),
+}
+
+
+def weight_names(spec: Spec) -> list[str]:
+    """All weight names of the spec's network, in layer order."""
+    names = ["hidden/kernel", "hidden/bias"]
+    if spec.network.batch_norm.mode != "none":
+        names += ["bn/gamma", "bn/beta", *BN_MOVING]
+    return names + ["output/kernel", "output/bias"]
+
+
+def trainable_names(spec: Spec) -> list[str]:
+    """Names of the weights that get gradients (all but the moving statistics)."""
+    return [n for n in weight_names(spec) if n not in BN_MOVING]
+
+
+def weight_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
+    """Shape of every canonical weight."""
+    h, o = spec.network.hidden_units, spec.network.output_units
+    shapes = {"hidden/kernel": (spec.network.input_units, h), "hidden/bias": (h,),
+              "output/kernel": (h, o), "output/bias": (o,)}
+    return {n: shapes.get(n, (h,)) for n in weight_names(spec)}
+
+
+def state_names(spec: Spec) -> list[str]:
+    """Names of the optimizer state entries (slots used by the spec only)."""
+    opt = spec.optimizer
+    slots = list(SLOTS[opt.name])
+    if opt.name == "sgd" and opt.momentum == 0:
+        slots = []
+    if opt.name == "rmsprop" and not opt.centered:
+        slots = ["v"]
+    names = [f"{s}/{w}" for s in slots for w in trainable_names(spec)]
+    return names + (["step"] if opt.name == "adam" else [])
+
+
+def check_weights(spec: Spec, weights: dict[str, np.ndarray], what: str = "weights") -> None:
+    """Raise ValueError naming the first missing, extra or misshapen entry."""
+    shapes = weight_shapes(spec)
+    missing = [n for n in shapes if n not in weights]
+    extra = [n for n in weights if n not in shapes]
+    if missing or extra:
+        raise ValueError(f"{what}: missing {missing}, unexpected {extra}; expected {list(shapes)}")
+    for name, shape in shapes.items():
+        if tuple(np.shape(weights[name])) != shape:
+            raise ValueError(f"{what}: {name} has shape {np.shape(weights[name])}, expected {shape}")

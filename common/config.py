@@ -1,0 +1,195 @@
+"""Load, validate and print specs.
+
+A spec file is TOML with the sections of `common.spec.Spec`: top-level `name`
+and `description`, then `[network]` (with `[network.batch_norm]` and inline
+tables for the initializers), `[loss]`, `[optimizer]` (its `name` picks the
+optimizer) and `[training]`. A missing key takes the spec's default; a file
+may start from a preset with `base = "conf4"` and override only what differs.
+Every error names the dotted key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+from common import spec as S
+
+PRESET_DIR = Path(__file__).with_name("presets")
+
+
+class SpecError(ValueError):
+    """A spec that is malformed or that cannot be trained as written."""
+
+
+def preset_names() -> list[str]:
+    """Names of the TOML presets shipped in common/presets."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_spec(name_or_path: str | Path) -> S.Spec:
+    """The spec of a preset name (``conf1``) or of a TOML file path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        if str(name_or_path) not in preset_names():
+            raise SpecError(f"unknown preset {name_or_path!r}; presets: {', '.join(preset_names())}"
+                            " (or give the path of a .toml file)")
+        path = PRESET_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise SpecError(f"spec file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    data.setdefault("name", path.stem)
+    if "base" in data:
+        base = data.pop("base")
+        if not isinstance(base, str):
+            raise SpecError(f"{path}: base: expected a preset name or path, got {base!r}")
+        base_path = Path(base) if Path(base).suffix else base
+        if isinstance(base_path, Path) and not base_path.is_absolute():
+            base_path = path.parent / base_path
+        data = _merge(spec_to_dict(load_spec(base_path)), data)
+    try:
+        return spec_from_dict(data)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+
+
+def spec_from_dict(data: dict[str, Any]) -> S.Spec:
+    """Build and validate a Spec from plain data (parsed TOML or JSON)."""
+    spec = _build(S.Spec, data, "")
+    validate(spec)
+    return spec
+
+
+def spec_to_dict(spec: S.Spec) -> dict[str, Any]:
+    """Plain nested dicts; `spec_from_dict(spec_to_dict(s)) == s`."""
+    return dataclasses.asdict(spec)
+
+
+def validate(spec: S.Spec) -> None:
+    """Cross-field rules: combinations that no framework can train as the spec says."""
+    out, loss = spec.network.output_activation, spec.loss
+    if out == "linear" and loss.name != "mse":
+        raise SpecError(f"loss.name: {loss.name} needs probabilities; network.output_activation"
+                        " = 'linear' is allowed only with loss.name = 'mse'")
+    if loss.formula == "logits":
+        need = {"categorical_crossentropy": "softmax", "binary_crossentropy": "sigmoid"}.get(loss.name)
+        if need and out != need:
+            raise SpecError(f"loss.formula: 'logits' for {loss.name} needs network.output_activation"
+                            f" = '{need}', got '{out}'; use loss.formula = 'clipped'")
+    if spec.network.batch_norm.mode != "none" and spec.training.batch_size < 2:
+        raise SpecError("training.batch_size: batch normalization in training needs at least 2"
+                        f" examples per batch, got {spec.training.batch_size}"
+                        " (or set network.batch_norm.mode = 'none')")
+
+
+def to_toml(spec: S.Spec) -> str:
+    """The resolved spec as TOML text (every value explicit)."""
+    data = spec_to_dict(spec)
+    lines = [f"name = {_toml_value(data.pop('name'))}",
+             f"description = {_toml_value(data.pop('description'))}"]
+    for section, values in data.items():
+        nested = {k: v for k, v in values.items() if isinstance(v, dict) and "name" not in v}
+        lines += ["", f"[{section}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if k not in nested]
+        for sub, subvalues in nested.items():
+            lines += ["", f"[{section}.{sub}]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in subvalues.items()]
+    return "\n".join(lines) + "\n"
+
+
+# --- internals ---
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):  # an initializer: only the fields that apply to its name
+        meta = {f.name: f.metadata.get("applies") for f in dataclasses.fields(S.Initializer)}
+        items = [(k, x) for k, x in v.items() if not meta[k] or v["name"] in meta[k]]
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in items) + "}"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(v)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and not ("name" in v and v.get("name") != out[k].get("name")):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if cls is S.Optimizer or typing.get_origin(cls) is typing.Union:
+        name = data.get("name", "sgd") if isinstance(data, dict) else None
+        if name not in S.OPTIMIZERS:
+            raise SpecError(f"{where}.name: expected one of {sorted(S.OPTIMIZERS)}, got {name!r}")
+        cls = S.OPTIMIZERS[name]
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SpecError(f"{_key(where, unknown[0])}: unknown key; allowed: {', '.join(fields)}")
+    kwargs = {name: _value(hints[name], fields[name], data[name], _key(where, name)) for name in data}
+    if cls is S.Initializer:
+        _check_applies(fields, kwargs, where)
+    return cls(**kwargs)
+
+
+def _value(tp: Any, f: dataclasses.Field, v: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        if v not in typing.get_args(tp):
+            allowed = ", ".join(repr(a) for a in typing.get_args(tp))
+            raise SpecError(f"{key}: expected one of {allowed}, got {v!r}")
+        return v
+    if dataclasses.is_dataclass(tp) or origin is typing.Union:
+        return _build(tp, v, key)
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise SpecError(f"{key}: expected true or false, got {v!r}")
+        return v
+    if tp in (int, float):
+        ok = isinstance(v, int) if tp is int else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok:
+            raise SpecError(f"{key}: expected {'an integer' if tp is int else 'a number'}, got {v!r}")
+        _check_range(f, v, key)
+        return tp(v)
+    if tp is str:
+        if not isinstance(v, str):
+            raise SpecError(f"{key}: expected a string, got {v!r}")
+        return v
+    raise SpecError(f"{key}: unsupported type {tp}")  # pragma: no cover
+
+
+def _check_range(f: dataclasses.Field, v: float, key: str) -> None:
+    lo, hi = f.metadata.get("range", (None, None))
+    is_open = f.metadata.get("open", False)
+    below = lo is not None and (v <= lo if is_open else v < lo)
+    above = hi is not None and v > hi
+    if below or above:
+        low = f"> {lo}" if is_open else f">= {lo}"
+        bound = low if hi is None else f"{low} and <= {hi}"
+        raise SpecError(f"{key}: {v!r} out of range; allowed: {bound}")
+
+
+def _check_applies(fields: dict, kwargs: dict, where: str) -> None:
+    name = kwargs.get("name", "zeros")
+    for k in kwargs:
+        applies = fields[k].metadata.get("applies")
+        if applies and name not in applies and kwargs[k] != fields[k].default:
+            raise SpecError(f"{_key(where, k)}: does not apply to initializer {name!r}"
+                            f" (only to {', '.join(applies)})")
+
+
+def _key(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
