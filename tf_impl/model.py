@@ -1,0 +1,150 @@
+"""The chapter-5 network in Keras 3: build it from the spec, move weights in and out."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from common import canonical  # noqa: E402
+from common.config import validate  # noqa: E402
+from common.spec import Initializer, Spec  # noqa: E402
+
+TRUNCATION_STDDEV = 0.87962566103423978  # stddev of a unit normal truncated at +-2
+
+# --- section: device ---
+
+
+def device_name(device: str) -> str:
+    """The framework's name for 'cpu' or 'cuda'; a missing GPU is an error, never a fall-back."""
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not tf.config.list_physical_devices("GPU"):
+        raise RuntimeError("device 'cuda' requested but TensorFlow sees no GPU")
+    return "/GPU:0" if device == "cuda" else "/CPU:0"
+
+
+# --- section: initializers ---
+
+
+def make_initializer(init: Initializer, seed: int) -> keras.initializers.Initializer:
+    """The spec's initializer as a Keras initializer, every parameter passed."""
+    k = keras.initializers
+    if init.name in ("glorot_normal", "he_normal"):
+        scale = 1.0 if init.name == "glorot_normal" else 2.0
+        mode = "fan_avg" if init.name == "glorot_normal" else "fan_in"
+        # TF: "truncated_normal" redraws beyond 2 stddev and pre-divides by 0.8796 (Keras's he_normal does)
+        dist = "truncated_normal" if init.truncated else "untruncated_normal"
+        return k.VarianceScaling(scale, mode, dist, seed=seed)
+    return {
+        "uniform": lambda: k.RandomUniform(init.low, init.high, seed=seed),
+        "glorot_uniform": lambda: k.VarianceScaling(1.0, "fan_avg", "uniform", seed=seed),
+        "he_uniform": lambda: k.VarianceScaling(2.0, "fan_in", "uniform", seed=seed),
+        "zeros": lambda: k.Zeros(),
+        "constant": lambda: k.Constant(init.value),
+    }[init.name]()
+
+
+# --- section: layers ---
+
+
+class UnbiasedBatchNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization whose moving variance takes the unbiased batch variance.
+
+    TF: Keras feeds the biased (divide by n) variance; this adds the difference."""
+
+    def call(self, inputs, training=None, mask=None):
+        outputs = super().call(inputs, training=training, mask=mask)
+        if training:
+            n = tf.cast(tf.shape(inputs)[0], inputs.dtype)
+            _, variance = tf.nn.moments(inputs, axes=[0])
+            self.moving_variance.assign_add((1.0 - self.momentum) * variance / (n - 1.0))
+        return outputs
+
+
+def activation_layer(spec: Spec) -> keras.layers.Layer:
+    net = spec.network
+    if net.hidden_activation == "leaky_relu":
+        # TF: Keras 3's LeakyReLU slope defaults to 0.3, PyTorch's to 0.01
+        return keras.layers.LeakyReLU(negative_slope=net.leaky_relu_slope, name="activation",
+                                       dtype=spec.training.dtype)
+    return keras.layers.Activation(net.hidden_activation, name="activation", dtype=spec.training.dtype)
+
+
+def batch_norm_layer(spec: Spec) -> keras.layers.Layer:
+    bn = spec.network.batch_norm
+    cls = UnbiasedBatchNormalization if bn.running_variance == "unbiased" else keras.layers.BatchNormalization
+    # TF: Keras momentum is the weight of the old moving value, as in the spec
+    return cls(momentum=bn.momentum, epsilon=bn.epsilon, name="bn", dtype=spec.training.dtype)
+
+
+# --- section: build_model ---
+
+
+def build_model(spec: Spec, seed: int | None = None, device: str = "cpu") -> keras.Model:
+    """The spec's network, compiled with the spec's loss and optimizer.
+
+    The output layer is linear: it returns the pre-activation z, and the spec's
+    output activation is applied inside the loss (tf_impl.losses), so the
+    cross-entropy formula is the spec's, not Keras's `_keras_logits` shortcut.
+    """
+    from tf_impl.losses import SpecLoss
+    from tf_impl.optimizers import make_optimizer
+
+    validate(spec)
+    seed = spec.training.seed if seed is None else seed
+    net, dtype = spec.network, spec.training.dtype
+    dense = lambda units, k, b, name, s: keras.layers.Dense(  # noqa: E731
+        units, kernel_initializer=make_initializer(k, s), bias_initializer=make_initializer(b, s + 1),
+        name=name, dtype=dtype)
+    hidden = [dense(net.hidden_units, net.hidden_kernel_init, net.hidden_bias_init, "hidden", seed)]
+    if net.batch_norm.mode == "before_activation":
+        hidden += [batch_norm_layer(spec), activation_layer(spec)]
+    elif net.batch_norm.mode == "after_activation":
+        hidden += [activation_layer(spec), batch_norm_layer(spec)]
+    else:
+        hidden += [activation_layer(spec)]
+    with tf.device(device_name(device)):
+        # TF: every layer gets the dtype, or Keras's float32 policy would cast float64 inputs
+        model = keras.Sequential([keras.Input((28, 28), dtype=dtype), keras.layers.Flatten(dtype=dtype), *hidden,
+                                  dense(net.output_units, net.output_kernel_init, net.output_bias_init,
+                                        "output", seed + 2)], name=spec.name)
+        model.compile(optimizer=make_optimizer(spec), loss=SpecLoss(spec),
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy", dtype=dtype)])
+        model.optimizer.build(model.trainable_variables)
+    model.device = device
+    return model
+
+
+# --- section: get_weights ---
+
+
+def _variables(model: keras.Model) -> dict[str, tf.Variable]:
+    """Canonical name -> variable, in layer order."""
+    return {f"{layer.name}/{v.name}": v for layer in model.layers for v in layer.weights}
+
+
+def get_weights(model: keras.Model) -> dict[str, np.ndarray]:
+    """The model's weights in the canonical layout (numpy, kernels (in, out))."""
+    return {name: v.numpy().copy() for name, v in _variables(model).items()}
+
+
+# --- section: set_weights ---
+
+
+def set_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+    """Load canonical weights (exactly: same bits in the model's dtype)."""
+    variables = _variables(model)
+    unknown = sorted(set(weights) - set(variables))
+    missing = sorted(set(variables) - set(weights))
+    if unknown or missing:
+        raise ValueError(f"weights: missing {missing}, unexpected {unknown}")
+    for name, v in variables.items():
+        value = np.asarray(weights[name])
+        shape = tuple(v.shape)  # TF: Keras kernels are already (in, out)
+        if value.shape != shape:
+            raise ValueError(f"weights: {name} has shape {value.shape}, expected {shape}")
+        v.assign(value.astype(v.dtype))

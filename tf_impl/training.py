@@ -1,0 +1,105 @@
+"""Gradients, one training step, evaluation and the book's `model.fit` loop in Keras 3."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common import canonical
+from common.data import epoch_permutation
+from common.spec import Spec
+from tf_impl.losses import SpecLoss, one_hot
+from tf_impl.model import device_name, get_weights, set_weights
+
+# --- section: inputs ---
+
+
+def as_inputs(spec: Spec, x: np.ndarray) -> np.ndarray:
+    """Images (N, 28, 28) in the spec's dtype from (N, 28, 28) or (N, 784)."""
+    return np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
+
+
+# --- section: loss_and_gradients ---
+
+
+def loss_and_gradients(model: keras.Model, spec: Spec, x: np.ndarray, y: np.ndarray
+                       ) -> tuple[float, dict[str, np.ndarray]]:
+    """Loss and canonical gradients on one batch in training mode; the weights,
+    batch-norm moving statistics included, are left unchanged."""
+    moving = {k: v for k, v in get_weights(model).items() if k in canonical.BN_MOVING}
+    with tf.device(device_name(model.device)), tf.GradientTape() as tape:
+        z = model(as_inputs(spec, x), training=True)
+        loss = SpecLoss(spec)(one_hot(spec, y), z)
+    grads = tape.gradient(loss, model.trainable_variables)
+    if moving:
+        set_weights(model, {**get_weights(model), **moving})
+    names = canonical.trainable_names(spec)  # TF: trainable_variables are in layer order
+    return float(loss), {n: g.numpy() for n, g in zip(names, grads)}
+
+
+# --- section: train_step ---
+
+
+def train_step(model: keras.Model, spec: Spec, x: np.ndarray, y: np.ndarray) -> float:
+    """One optimizer step on one batch, the way `fit` takes it; returns the batch loss."""
+    with tf.device(device_name(model.device)):
+        logs = model.train_on_batch(as_inputs(spec, x), one_hot(spec, y), return_dict=True)
+    return float(logs["loss"])
+
+
+# --- section: evaluate ---
+
+
+def evaluate(model: keras.Model, spec: Spec, x: np.ndarray, y: np.ndarray,
+             batch_size: int = 1000) -> tuple[float, float]:
+    """Loss and accuracy in inference mode (batch-norm moving statistics)."""
+    with tf.device(device_name(model.device)):
+        logs = model.evaluate(as_inputs(spec, x), one_hot(spec, y), batch_size=batch_size,
+                              verbose=0, return_dict=True)
+    return float(logs["loss"]), float(logs["accuracy"])
+
+
+# --- section: fit ---
+
+
+class _Progress(keras.callbacks.Callback):
+    """TF: a tqdm bar fed by Keras's batch callbacks (Keras's own bar has another format)."""
+
+    def __init__(self, bar):
+        super().__init__()
+        self.bar = bar
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+
+
+def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None,
+        on_epoch: Callable[[dict], None] | None = None, progress=None) -> list[dict]:
+    """Train with `model.fit`, one call per epoch on the epoch's shared shuffle order.
+
+    data: (x_train, y_train, x_eval, y_eval). Returns one dict per epoch with
+    epoch, loss, accuracy (running means over the epoch, as Keras reports them),
+    val_loss, val_accuracy and seconds (training time of the epoch).
+    """
+    x, y, x_eval, y_eval = data
+    x, t = as_inputs(spec, x), one_hot(spec, y).numpy()
+    history = []
+    for epoch in range(epochs or spec.training.epochs):
+        order = epoch_permutation(spec.training.seed, epoch, len(x)) if spec.training.shuffle else slice(None)
+        bar = progress(epoch) if progress else None
+        start = time.perf_counter()
+        with tf.device(device_name(model.device)):
+            # TF: shuffle=False because both frameworks use the order drawn above
+            logs = model.fit(x[order], t[order], batch_size=spec.training.batch_size, epochs=1,
+                             shuffle=False, verbose=0, callbacks=[_Progress(bar)] if bar else []).history
+        seconds = time.perf_counter() - start
+        bar.close() if bar else None
+        val_loss, val_acc = evaluate(model, spec, x_eval, y_eval)
+        row = {"epoch": epoch + 1, "loss": logs["loss"][0], "accuracy": logs["accuracy"][0],
+               "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds}
+        history.append(row)
+        on_epoch(row) if on_epoch else None
+    return history

@@ -1,0 +1,166 @@
+"""The chapter-5 network in PyTorch: build it from the spec, move weights in and out."""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from common import canonical
+from common.config import validate
+from common.spec import Initializer, Spec
+
+TRUNCATION_STDDEV = 0.87962566103423978  # stddev of a unit normal truncated at +-2
+
+# --- section: device ---
+
+
+def device_name(device: str) -> str:
+    """The framework's name for 'cpu' or 'cuda'; a missing GPU is an error, never a fall-back."""
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but PyTorch sees no GPU")
+    return device
+
+
+# --- section: initializers ---
+
+
+def make_initializer(init: Initializer, seed: int):
+    """The spec's initializer as a function of a tensor (filled in place), every parameter passed."""
+    gen = torch.Generator().manual_seed(seed)
+    fans = lambda w: (w.shape[-1], w.shape[0])  # noqa: E731  PT: nn.Linear weight is (out, in)
+
+    def normal(w, std):
+        if not init.truncated:  # PT: kaiming_normal_/xavier_normal_ do not truncate
+            return nn.init.normal_(w, 0.0, std, generator=gen)
+        std = std / TRUNCATION_STDDEV
+        return nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std, generator=gen)
+
+    def uniform(w, limit):
+        return nn.init.uniform_(w, -limit, limit, generator=gen)
+
+    return {
+        "uniform": lambda w: nn.init.uniform_(w, init.low, init.high, generator=gen),
+        "glorot_uniform": lambda w: uniform(w, math.sqrt(6.0 / sum(fans(w)))),
+        "glorot_normal": lambda w: normal(w, math.sqrt(2.0 / sum(fans(w)))),
+        "he_uniform": lambda w: uniform(w, math.sqrt(6.0 / fans(w)[0])),
+        "he_normal": lambda w: normal(w, math.sqrt(2.0 / fans(w)[0])),
+        "zeros": lambda w: nn.init.zeros_(w),
+        "constant": lambda w: nn.init.constant_(w, init.value),
+    }[init.name]
+
+
+# --- section: layers ---
+
+
+class BiasedBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d whose running variance takes the biased batch variance.
+
+    PT: PyTorch feeds the unbiased (divide by n - 1) variance; this feeds the biased one."""
+
+    def forward(self, inputs):
+        if not self.training:
+            return super().forward(inputs)
+        with torch.no_grad():
+            self.running_mean.lerp_(inputs.mean(dim=0), self.momentum)
+            self.running_var.lerp_(inputs.var(dim=0, unbiased=False), self.momentum)
+        return F.batch_norm(inputs, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
+def activation_layer(spec: Spec) -> nn.Module:
+    net = spec.network
+    if net.hidden_activation == "leaky_relu":
+        # PT: PyTorch's LeakyReLU slope defaults to 0.01, Keras 3's to 0.3
+        return nn.LeakyReLU(negative_slope=net.leaky_relu_slope)
+    return {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "relu": nn.ReLU}[net.hidden_activation]()
+
+
+def batch_norm_layer(spec: Spec) -> nn.Module:
+    bn = spec.network.batch_norm
+    cls = nn.BatchNorm1d if bn.running_variance == "unbiased" else BiasedBatchNorm1d
+    # PT: PyTorch's momentum is the weight of the new batch statistic: 1 - the spec's
+    return cls(spec.network.hidden_units, eps=bn.epsilon, momentum=1.0 - bn.momentum)
+
+
+# --- section: build_model ---
+
+
+def build_model(spec: Spec, seed: int | None = None, device: str = "cpu") -> nn.Sequential:
+    """The spec's network, with the spec's optimizer attached as `model.optimizer`.
+
+    The output layer is linear: it returns the pre-activation z, and the spec's
+    output activation is applied inside the loss (torch_impl.losses), as the
+    Keras side does.
+    """
+    from torch_impl.optimizers import make_optimizer
+
+    validate(spec)
+    seed = spec.training.seed if seed is None else seed
+    net, dtype = spec.network, getattr(torch, spec.training.dtype)
+
+    def dense(n_in, units, k, b, s):
+        layer = nn.Linear(n_in, units)
+        with torch.no_grad():
+            make_initializer(k, s)(layer.weight), make_initializer(b, s + 1)(layer.bias)
+        return layer
+
+    hidden = [("hidden", dense(net.input_units, net.hidden_units, net.hidden_kernel_init,
+                               net.hidden_bias_init, seed))]
+    if net.batch_norm.mode == "before_activation":
+        hidden += [("bn", batch_norm_layer(spec)), ("activation", activation_layer(spec))]
+    elif net.batch_norm.mode == "after_activation":
+        hidden += [("activation", activation_layer(spec)), ("bn", batch_norm_layer(spec))]
+    else:
+        hidden += [("activation", activation_layer(spec))]
+    model = nn.Sequential(OrderedDict([("flatten", nn.Flatten()), *hidden,
+                                ("output", dense(net.hidden_units, net.output_units, net.output_kernel_init,
+                                                 net.output_bias_init, seed + 2))]))
+    model.to(device=device_name(device), dtype=dtype)
+    model.optimizer = make_optimizer(spec, model)
+    model.device = device
+    return model
+
+
+# --- section: get_weights ---
+
+
+def _variables(model: nn.Sequential) -> dict[str, torch.Tensor]:
+    """Canonical name -> tensor. PT: Linear weights are (out, in); transposed at the boundary."""
+    names = {"weight": "kernel", "bias": "bias", "running_mean": "moving_mean", "running_var": "moving_variance"}
+    bn = {"weight": "gamma", "bias": "beta"}
+    out = {}
+    for layer, module in model.named_children():
+        for name, v in [*module.named_parameters(), *module.named_buffers()]:
+            if name != "num_batches_tracked":
+                out[f"{layer}/{(bn if layer == 'bn' else {}).get(name, names[name])}"] = v
+    return out
+
+
+def get_weights(model: nn.Sequential) -> dict[str, np.ndarray]:
+    """The model's weights in the canonical layout (numpy, kernels (in, out))."""
+    return {name: (v.detach().T if name.endswith("kernel") else v.detach()).cpu().numpy().copy()
+            for name, v in _variables(model).items()}
+
+
+# --- section: set_weights ---
+
+
+def set_weights(model: nn.Sequential, weights: dict[str, np.ndarray]) -> None:
+    """Load canonical weights (exactly: same bits in the model's dtype)."""
+    variables = _variables(model)
+    unknown = sorted(set(weights) - set(variables))
+    missing = sorted(set(variables) - set(weights))
+    if unknown or missing:
+        raise ValueError(f"weights: missing {missing}, unexpected {unknown}")
+    with torch.no_grad():
+        for name, v in variables.items():
+            value = np.asarray(weights[name])
+            shape = tuple(v.shape[::-1]) if name.endswith("kernel") else tuple(v.shape)
+            if value.shape != shape:
+                raise ValueError(f"weights: {name} has shape {value.shape}, expected {shape}")
+            v.copy_(torch.as_tensor(value.T if name.endswith("kernel") else value, dtype=v.dtype))

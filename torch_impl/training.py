@@ -1,0 +1,117 @@
+"""Gradients, one training step, evaluation and the book's DataLoader loop in PyTorch."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from common import canonical
+from common.data import epoch_permutation
+from common.spec import Spec
+from torch_impl.losses import SpecLoss, one_hot
+from torch_impl.model import device_name, get_weights, set_weights
+
+# --- section: inputs ---
+
+
+def as_inputs(spec: Spec, x: np.ndarray, device: str = "cpu") -> torch.Tensor:
+    """Images (N, 28, 28) in the spec's dtype from (N, 28, 28) or (N, 784)."""
+    x = np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
+    return torch.as_tensor(x, device=device_name(device))
+
+
+# --- section: loss_and_gradients ---
+
+
+def loss_and_gradients(model: torch.nn.Module, spec: Spec, x: np.ndarray, y: np.ndarray
+                       ) -> tuple[float, dict[str, np.ndarray]]:
+    """Loss and canonical gradients on one batch in training mode; the weights,
+    batch-norm moving statistics included, are left unchanged."""
+    moving = {k: v for k, v in get_weights(model).items() if k in canonical.BN_MOVING}
+    model.train()
+    model.zero_grad()
+    loss = SpecLoss(spec)(one_hot(spec, y).to(model.device), model(as_inputs(spec, x, model.device)))
+    loss.backward()
+    if moving:
+        set_weights(model, {**get_weights(model), **moving})
+    names = canonical.trainable_names(spec)  # PT: parameters() are in layer order
+    grads = [p.grad.T if n.endswith("kernel") else p.grad for n, p in zip(names, model.parameters())]
+    return loss.item(), {n: g.detach().cpu().numpy().copy() for n, g in zip(names, grads)}
+
+
+# --- section: train_step ---
+
+
+def _step(model: torch.nn.Module, spec: Spec, xb: torch.Tensor, tb: torch.Tensor):
+    """The book's four lines: zero the gradients, forward, backward, update."""
+    model.optimizer.zero_grad()
+    z = model(xb)
+    loss = SpecLoss(spec)(tb, z)
+    loss.backward()
+    model.optimizer.step()
+    return loss, z.detach()
+
+
+def train_step(model: torch.nn.Module, spec: Spec, x: np.ndarray, y: np.ndarray) -> float:
+    """One optimizer step on one batch, the way `fit` takes it; returns the batch loss."""
+    model.train()
+    loss, _ = _step(model, spec, as_inputs(spec, x, model.device), one_hot(spec, y).to(model.device))
+    return loss.item()
+
+
+# --- section: evaluate ---
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, spec: Spec, x: np.ndarray, y: np.ndarray,
+             batch_size: int = 1000) -> tuple[float, float]:
+    """Loss and accuracy in inference mode (batch-norm moving statistics)."""
+    model.eval()
+    x, t = as_inputs(spec, x, model.device), one_hot(spec, y).to(model.device)
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        z = model(x[i:i + batch_size])
+        loss_sum += SpecLoss(spec)(t[i:i + batch_size], z).item() * len(z)
+        correct += (z.argmax(-1) == t[i:i + batch_size].argmax(-1)).sum().item()
+    return loss_sum / len(x), correct / len(x)
+
+
+# --- section: fit ---
+
+
+def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = None,
+        on_epoch: Callable[[dict], None] | None = None, progress=None) -> list[dict]:
+    """Train with a DataLoader loop, one pass per epoch on the epoch's shared shuffle order.
+
+    data: (x_train, y_train, x_eval, y_eval). Returns one dict per epoch with
+    epoch, loss, accuracy (running means over the epoch, as Keras reports them),
+    val_loss, val_accuracy and seconds (training time of the epoch).
+    """
+    x, y, x_eval, y_eval = data
+    dataset = TensorDataset(as_inputs(spec, x, model.device), one_hot(spec, y).to(model.device))
+    history = []
+    for epoch in range(epochs or spec.training.epochs):
+        order = epoch_permutation(spec.training.seed, epoch, len(x)) if spec.training.shuffle else range(len(x))
+        # PT: sampler= the shared order instead of shuffle=True, so both frameworks see the same batches
+        loader = DataLoader(dataset, batch_size=spec.training.batch_size, sampler=list(order))
+        bar = progress(epoch) if progress else None
+        start = time.perf_counter()
+        loss_sum, correct = 0.0, 0
+        model.train()
+        for xb, tb in loader:
+            loss, z = _step(model, spec, xb, tb)
+            # PT: running loss and accuracy over the epoch, as Keras's fit reports them
+            loss_sum += loss.item() * len(xb)
+            correct += (z.argmax(-1) == tb.argmax(-1)).sum().item()
+            bar.update(1) if bar else None
+        seconds = time.perf_counter() - start
+        bar.close() if bar else None
+        val_loss, val_acc = evaluate(model, spec, x_eval, y_eval)
+        row = {"epoch": epoch + 1, "loss": loss_sum / len(x), "accuracy": correct / len(x),
+               "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds}
+        history.append(row)
+        on_epoch(row) if on_epoch else None
+    return history
