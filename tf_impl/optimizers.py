@@ -16,24 +16,34 @@ class PaperAdam(keras.optimizers.Adam):
 
     def update_step(self, gradient, variable, learning_rate):
         lr, g = ops.cast(learning_rate, variable.dtype), ops.cast(gradient, variable.dtype)
+        b1, b2, eps = (ops.cast(c, variable.dtype) for c in (self.beta_1, self.beta_2, self.epsilon))
         t = ops.cast(self.iterations + 1, variable.dtype)
         i = self._get_variable_index(variable)
         m, v = self._momentums[i], self._velocities[i]
-        self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * g)
-        self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * ops.square(g))
-        m_hat = m / (1.0 - ops.power(ops.cast(self.beta_1, variable.dtype), t))
-        v_hat = v / (1.0 - ops.power(ops.cast(self.beta_2, variable.dtype), t))
-        self.assign_sub(variable, lr * m_hat / (ops.sqrt(v_hat) + self.epsilon))
+        self.assign(m, b1 * m + (1.0 - b1) * g)
+        self.assign(v, b2 * v + (1.0 - b2) * ops.square(g))
+        m_hat, v_hat = m / (1.0 - ops.power(b1, t)), v / (1.0 - ops.power(b2, t))
+        self.assign_sub(variable, lr * m_hat / (ops.sqrt(v_hat) + eps))
 
 
-class OutsideSqrtAdagrad(keras.optimizers.Adagrad):
+class ExactAdagrad(keras.optimizers.Adagrad):
+    """TF: Keras's Constant initializer rounds the starting accumulator through float32; this sets it exactly."""
+
+    def build(self, var_list):
+        super().build(var_list)
+        for acc in self._accumulators:
+            acc.assign(np.full(acc.shape, self.initial_accumulator_value, acc.dtype))
+
+
+class OutsideSqrtAdagrad(ExactAdagrad):
     """TF: Keras adds epsilon inside the square root; this adds it outside (PyTorch's form)."""
 
     def update_step(self, gradient, variable, learning_rate):
         lr, g = ops.cast(learning_rate, variable.dtype), ops.cast(gradient, variable.dtype)
+        eps = ops.cast(self.epsilon, variable.dtype)
         acc = self._accumulators[self._get_variable_index(variable)]
         self.assign_add(acc, ops.square(g))
-        self.assign_sub(variable, lr * g / (ops.sqrt(acc) + self.epsilon))
+        self.assign_sub(variable, lr * g / (ops.sqrt(acc) + eps))
 
 
 class OutsideSqrtRMSprop(keras.optimizers.RMSprop):
@@ -41,15 +51,16 @@ class OutsideSqrtRMSprop(keras.optimizers.RMSprop):
 
     def update_step(self, gradient, variable, learning_rate):
         lr, g = ops.cast(learning_rate, variable.dtype), ops.cast(gradient, variable.dtype)
+        rho, eps = ops.cast(self.rho, variable.dtype), ops.cast(self.epsilon, variable.dtype)
         i = self._get_variable_index(variable)
         v = self._velocities[i]
-        self.assign(v, self.rho * v + (1.0 - self.rho) * ops.square(g))
+        self.assign(v, rho * v + (1.0 - rho) * ops.square(g))
         d = v
         if self.centered:
             a = self._average_gradients[i]
-            self.assign(a, self.rho * a + (1.0 - self.rho) * g)
+            self.assign(a, rho * a + (1.0 - rho) * g)
             d = v - ops.square(a)
-        self.assign_sub(variable, lr * g / (ops.sqrt(d) + self.epsilon))
+        self.assign_sub(variable, lr * g / (ops.sqrt(d) + eps))
 
 
 # --- section: make_optimizer ---
@@ -57,20 +68,21 @@ class OutsideSqrtRMSprop(keras.optimizers.RMSprop):
 
 def make_optimizer(spec: Spec) -> keras.optimizers.Optimizer:
     """The spec's optimizer with every hyperparameter passed explicitly."""
+    # TF: Keras casts Python floats through float32 (tf.cast); float64 scalars keep float64 runs exact
+    c = np.float64 if spec.training.dtype == "float64" else float
     o, k = spec.optimizer, keras.optimizers
+    lr = lambda: c(o.learning_rate)  # noqa: E731  TF: a float would become a float32 variable (floatx)
     if o.name == "sgd":
-        return k.SGD(learning_rate=o.learning_rate, momentum=o.momentum, nesterov=o.nesterov)
+        return k.SGD(learning_rate=lr, momentum=c(o.momentum), nesterov=o.nesterov)
     if o.name == "adagrad":
-        cls = k.Adagrad if o.epsilon_placement == "inside_sqrt" else OutsideSqrtAdagrad
-        return cls(learning_rate=o.learning_rate, initial_accumulator_value=o.initial_accumulator,
-                   epsilon=o.epsilon)
+        cls = ExactAdagrad if o.epsilon_placement == "inside_sqrt" else OutsideSqrtAdagrad
+        return cls(learning_rate=lr, initial_accumulator_value=c(o.initial_accumulator),
+                   epsilon=c(o.epsilon))
     if o.name == "rmsprop":
         cls = k.RMSprop if o.epsilon_placement == "inside_sqrt" else OutsideSqrtRMSprop
-        return cls(learning_rate=o.learning_rate, rho=o.rho, momentum=0.0, epsilon=o.epsilon,
-                   centered=o.centered)
+        return cls(learning_rate=lr, rho=c(o.rho), momentum=0.0, epsilon=c(o.epsilon), centered=o.centered)
     cls = k.Adam if o.epsilon_convention == "keras" else PaperAdam
-    return cls(learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon,
-               amsgrad=False)
+    return cls(learning_rate=lr, beta_1=c(o.beta_1), beta_2=c(o.beta_2), epsilon=c(o.epsilon), amsgrad=False)
 
 
 # --- section: get_optimizer_state ---
