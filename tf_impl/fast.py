@@ -1,0 +1,83 @@
+"""The fast variant in TensorFlow: a whole epoch as one XLA-compiled graph, same math as the book."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common.data import epoch_permutation
+from common.spec import Spec
+from tf_impl.losses import one_hot, per_example_loss
+from tf_impl.model import device_name
+from tf_impl.training import as_inputs, evaluate
+
+# --- section: compile_epoch ---
+
+
+def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
+    """A function (x, t, order) -> (loss_sum, correct) that trains one epoch on device.
+
+    The steps run in a `tf.while_loop` inside one XLA-compiled `tf.function`:
+    no Python, no host round trip and no tf.data between steps.
+    """
+    bs = spec.training.batch_size
+    full, tail = divmod(n_examples, bs)
+    variables = model.trainable_variables
+
+    def step(xb, tb):
+        with tf.GradientTape() as tape:
+            z = model(xb, training=True)
+            loss = tf.reduce_mean(per_example_loss(spec, tb, z))
+        model.optimizer.apply(tape.gradient(loss, variables), variables)
+        correct = tf.reduce_sum(tf.cast(tf.argmax(z, -1) == tf.argmax(tb, -1), z.dtype))
+        return loss * tf.cast(tf.shape(xb)[0], z.dtype), correct
+
+    @tf.function(jit_compile=True)  # TF: XLA fuses the step's ops and compiles the whole loop
+    def run(x, t, order):
+        x, t = tf.gather(x, order), tf.gather(t, order)  # the epoch's order, gathered once on device
+        zero = tf.zeros((), x.dtype)
+
+        def body(i, loss_sum, correct):
+            # TF: tf.slice with a static size keeps shapes static, so XLA compiles one step
+            loss, c = step(tf.slice(x, [i * bs, 0, 0], [bs, 28, 28]), tf.slice(t, [i * bs, 0], [bs, -1]))
+            return i + 1, loss_sum + loss, correct + c
+        _, loss_sum, correct = tf.while_loop(lambda i, *_: i < full, body, (0, zero, zero))
+        if tail:  # the last, smaller batch
+            loss, c = step(x[full * bs:], t[full * bs:])
+            loss_sum, correct = loss_sum + loss, correct + c
+        return loss_sum, correct
+    return run
+
+
+# --- section: fit ---
+
+
+def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None,
+        on_epoch: Callable[[dict], None] | None = None, progress=None) -> list[dict]:
+    """Train like `tf_impl.fit` (same order, same updates), one compiled graph per epoch.
+
+    `progress` is accepted for the same signature; an epoch is one call, so there
+    is no per-step progress to show.
+    """
+    x, y, x_eval, y_eval = data
+    n = len(x)
+    with tf.device(device_name(model.device)):
+        xs = tf.constant(as_inputs(spec, x))  # TF: data copied to the device once
+        ts = one_hot(spec, y)
+        run = compile_epoch(model, spec, n)
+        history = []
+        for epoch in range(epochs or spec.training.epochs):
+            order = epoch_permutation(spec.training.seed, epoch, n) if spec.training.shuffle else np.arange(n)
+            start = time.perf_counter()
+            loss_sum, correct = run(xs, ts, tf.constant(order, tf.int32))
+            loss_sum, correct = float(loss_sum), float(correct)  # TF: the only host sync of the epoch
+            seconds = time.perf_counter() - start
+            val_loss, val_acc = evaluate(model, spec, x_eval, y_eval)
+            row = {"epoch": epoch + 1, "loss": loss_sum / n, "accuracy": correct / n,
+                   "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds}
+            history.append(row)
+            on_epoch(row) if on_epoch else None
+    return history
