@@ -35,11 +35,31 @@ def cmd_train(args) -> None:
     from common import run
     spec = _spec(args)
     print(f"{args.framework} {args.variant} on {args.device}: {spec.name} - {spec.description}", flush=True)
+    if spec.training.k_folds:
+        return _train_folds(args, spec)
     model, history = run.train(args.framework, spec, args.variant, args.device, quiet=args.quiet)
     run.save_outputs(args.framework, spec, model, history, args.variant, args.device,
                      args.json, args.plot, args.save)
     for label, path in (("history", args.json), ("plot", args.plot), ("weights", args.save)):
         print(f"{label} written to {path}") if path else None
+
+
+def _train_folds(args, spec) -> None:
+    """k-fold cross-validation: one model per fold, each evaluated on its held-out fold."""
+    import statistics
+
+    from common import run
+    from common.files import write_json
+    finals = []
+    for fold in range(spec.training.k_folds):
+        print(f"fold {fold + 1}/{spec.training.k_folds}", flush=True)
+        _, history = run.train(args.framework, spec, args.variant, args.device, quiet=args.quiet, fold=fold)
+        finals.append(history[-1]["val_accuracy"])
+    spread = statistics.stdev(finals) if len(finals) > 1 else 0.0
+    print(f"{spec.training.k_folds}-fold accuracy: {statistics.mean(finals):.4f} +- {spread:.4f}")
+    if args.json:
+        write_json(args.json, {"spec": run.spec_to_dict(spec), "framework": args.framework,
+                               "fold_accuracy": finals})
 
 
 def cmd_compare(args) -> None:
