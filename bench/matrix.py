@@ -1,0 +1,134 @@
+"""The benchmark matrix: which rows exist, their targets, and the run's settings.
+
+A row is framework x variant x preset x device, id `tf-book-conf1-cpu`, plus
+one compiled-floor row per preset (`floor-conf1-cpu`, bench.floor).
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FRAMEWORKS = ("tf", "torch")
+VARIANTS = ("book", "fast")
+PRESETS = ("conf1", "conf5")
+DEVICES = ("cpu", "cuda")
+FULL_EPOCH = 60_000
+SETTINGS_ENV = "TWINBENCH_BENCH_SETTINGS"
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+# Targets in seconds per epoch (median). Book rows have none: they are the book's code.
+TARGETS = {("fast", "conf1", "cpu"): 1.0, ("fast", "conf5", "cpu"): 0.5,
+           ("fast", "conf1", "cuda"): 1.0, ("fast", "conf5", "cuda"): 0.3}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark row; framework 'floor' is the compiled floor (variant 'numba')."""
+
+    framework: str
+    variant: str
+    preset: str
+    device: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.framework}-{self.variant}-{self.preset}-{self.device}" if self.framework != "floor" \
+            else f"floor-{self.preset}-{self.device}"
+
+    @property
+    def is_floor(self) -> bool:
+        return self.framework == "floor"
+
+    @property
+    def target(self) -> float | None:
+        """Seconds per epoch to meet, or None."""
+        return TARGETS.get((self.variant, self.preset, self.device))
+
+
+def all_rows() -> list[Row]:
+    """Every row in run order: the floors, then each framework's rows (so a crash of one
+    framework leaves the other's rows measured or measurable with --resume)."""
+    rows = [Row("floor", "numba", p, "cpu") for p in PRESETS]
+    for fw in FRAMEWORKS:
+        rows += [Row(fw, v, p, d) for d in DEVICES for v in VARIANTS for p in PRESETS]
+    return rows
+
+
+def select(rows: list[Row], only: str | None = None, device: str = "all") -> list[Row]:
+    """Rows on `device` ('cpu', 'cuda' or 'all') whose id matches `only`: comma-separated
+    globs (`torch-*-conf5-*`) or plain substrings (`conf5`). Floors follow the presets kept."""
+    if device not in (*DEVICES, "all"):
+        raise ValueError(f"device: expected cpu, cuda or all, got {device!r}")
+    keep = [r for r in rows if device == "all" or r.device == device or r.is_floor]
+    if only:
+        pats = [p.strip() for p in only.split(",") if p.strip()]
+        match = lambda i, p: fnmatch.fnmatchcase(i, p) if any(c in p for c in "*?[") else p in i  # noqa: E731
+        keep = [r for r in keep if any(match(r.id, p) for p in pats)]
+    return keep
+
+
+def by_id(row_id: str) -> Row:
+    """The row with this id (ValueError if there is none)."""
+    for r in all_rows():
+        if r.id == row_id:
+            return r
+    raise ValueError(f"no benchmark row {row_id!r}")
+
+
+@dataclass
+class Settings:
+    """What one `twinbench bench` run measures; passed to pytest through $TWINBENCH_BENCH_SETTINGS.
+
+    quick: conf1 rows train on the first `quick_examples` training images, one timed round,
+    no accuracy-over-seeds study. Full: book conf1 rows time `book_conf1_examples`
+    (partial epochs, scaled to 60,000), everything else whole epochs.
+    """
+
+    quick: bool = True
+    rounds: int = 1
+    out: str = str(DEFAULT_OUT)
+    resume: bool = False
+    device: str = "all"
+    only: str | None = None
+    quick_examples: int = 6_000
+    book_conf1_examples: int = 20_000
+    seeds: tuple[int, ...] = (7, 8, 9)
+    seed_epochs: int = 5
+    gate_steps: int = 3
+    threads: int | None = None
+    row_ids: list[str] = field(default_factory=list)
+
+    def examples(self, row: Row) -> int:
+        """How many training examples one timed epoch of `row` visits."""
+        if row.preset != "conf1" or row.is_floor:
+            return FULL_EPOCH
+        if self.quick:
+            return min(self.quick_examples, FULL_EPOCH)
+        return min(self.book_conf1_examples, FULL_EPOCH) if row.variant == "book" else FULL_EPOCH
+
+    def key(self, row: Row) -> dict:
+        """What a stored row must have been measured with to count for --resume."""
+        return {"mode": "quick" if self.quick else "full", "rounds": self.rounds,
+                "examples": self.examples(row), "threads": self.threads}
+
+    def to_env(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """The settings the CLI exported, or quick defaults for a bare `pytest bench/`."""
+        raw = os.environ.get(SETTINGS_ENV)
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        data["seeds"] = tuple(data.get("seeds", cls.seeds))
+        return cls(**data)
+
+    def rows(self) -> list[Row]:
+        if self.row_ids:
+            return [by_id(i) for i in self.row_ids]
+        return select(all_rows(), self.only, self.device)

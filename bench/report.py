@@ -1,0 +1,137 @@
+"""The run's report: the table (terminal and Markdown), latest.json, the PNGs, and
+`--compare OLD.json NEW.json`."""
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+from tabulate import tabulate
+
+from bench.matrix import all_rows
+from bench.results import load_rows, table_rows
+from common.files import atomic_write, write_json, write_text
+
+HEADERS = {"row": "row", "median": "median s/epoch", "min": "min", "max": "max", "iqr": "IQR",
+           "time_to_first_epoch": "time to 1st epoch", "eval_seconds": "eval s", "test_accuracy": "test acc",
+           "x_floor": "x floor", "target": "target", "met": "met", "note": "note"}
+SLOWER, FASTER = 1.05, 0.95
+
+
+def _cell(key: str, v):
+    if v is None:
+        return "—"
+    if key == "test_accuracy":
+        return f"{v:.4f}"
+    if key == "x_floor":
+        return f"{v:.1f}x"
+    return f"{v:.3g}" if isinstance(v, float) else v
+
+
+def render(rows: list[dict], fmt: str = "simple") -> str:
+    return tabulate([[_cell(k, r[k]) for k in HEADERS] for r in rows], headers=list(HEADERS.values()),
+                    tablefmt=fmt, disable_numparse=True)
+
+
+def render_accuracy(study: dict | None, fmt: str = "simple") -> str:
+    """The accuracy-over-seeds table and its tests, or '' without a study."""
+    if not study or not study.get("frameworks"):
+        return ""
+    lines = []
+    for fw, s in study["frameworks"].items():
+        accs = s.get("accuracies") or []
+        lines.append([fw, s.get("variant", "—"), s.get("row", "—"), len(accs),
+                      f"{s['mean']:.4f} ± {s['std']:.4f}" if accs else s.get("reason", "—")])
+    text = tabulate(lines, headers=["framework", "variant", "from row", "seeds", "test acc (mean ± std)"],
+                    tablefmt=fmt, disable_numparse=True)
+    st = study.get("stats")
+    if st:
+        text += (f"\n\n{study['preset']}, {study['epochs']} epochs, seeds {study['seeds']}: difference tf - torch "
+                 f"{st['difference']:+.4f}; Welch t = {st['welch_t']:.3f}, p = {st['welch_p']:.3g}; "
+                 f"TOST (margin ±{st['margin']}) p = {st['tost_p']:.3g}: "
+                 f"{'equivalent' if st['equivalent'] else 'equivalence not shown'} at alpha {st['alpha']}")
+    return text
+
+
+def plot_epoch_times(rows: list[dict], path: Path) -> None:
+    """Horizontal bars of the median s/epoch (log scale), min-max whiskers, targets as ticks."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [r for r in rows if r["median"]]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
+    y = range(len(rows))
+    colors = ["C2" if r["row"].startswith("floor") else "C0" if r["row"].startswith("tf") else "C1" for r in rows]
+    ax.barh(y, [r["median"] for r in rows], color=colors,
+            xerr=[[r["median"] - r["min"] for r in rows], [r["max"] - r["median"] for r in rows]], capsize=3)
+    for i, r in enumerate(rows):
+        if r["target"]:
+            ax.plot([r["target"]] * 2, [i - 0.4, i + 0.4], "k--", lw=1)
+    ax.set_yticks(list(y), [r["row"] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per epoch (median, min-max; dashed: target)")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+
+
+def plot_learning_curves(records: dict, study: dict | None, path: Path) -> bool:
+    """Learning curves: the seeds study's first seed per framework, else the conf5 rows."""
+    from common.run import plot_curves
+    hist = {}
+    if study:
+        for fw, s in study.get("frameworks", {}).items():
+            if s.get("histories"):
+                hist[f"{fw} {s['variant']} seed {study['seeds'][0]}"] = s["histories"][0]
+    if not hist:
+        for r in records.values():
+            if r.get("status") == "ok" and r.get("preset") == "conf5" and r.get("history"):
+                hist[r["id"]] = r["history"]
+    if hist:
+        plot_curves(hist, path, title="conf5: test set per epoch")
+    return bool(hist)
+
+
+def write_report(out: str | Path, settings: dict | None = None) -> str:
+    """Table of every stored row (matrix order); writes latest.json, latest.md, PNGs."""
+    out = Path(out)
+    records = load_rows(out)
+    order = [r.id for r in all_rows()]
+    rows = table_rows(records, order)
+    study_path = out / "accuracy.json"
+    study = json.loads(study_path.read_text()) if study_path.exists() else None
+    env = next((r["environment"] for r in records.values() if r.get("environment")), {})
+    text = render(rows)
+    acc = render_accuracy(study)
+    write_json(out / "latest.json", {"generated": datetime.datetime.now().isoformat(timespec="seconds"),
+                                     "settings": settings, "environment": env, "rows": rows,
+                                     "accuracy": {k: v for k, v in (study or {}).items() if k != "runs"}})
+    md = ["# twinbench benchmark", "", f"{env.get('date', '')} · {env.get('cpu', '')} · commit "
+          f"{env.get('git_commit', '')}", "", render(rows, "github"), ""]
+    if acc:
+        md += ["## Accuracy over seeds", "", render_accuracy(study, "github"), ""]
+    write_text(out / "latest.md", "\n".join(md))
+    if any(r["median"] for r in rows):
+        plot_epoch_times(rows, out / "epoch_times.png")
+    plot_learning_curves(records, study, out / "learning_curves.png")
+    return text + ("\n\n" + acc if acc else "")
+
+
+def compare(old_path: str | Path, new_path: str | Path) -> str:
+    """Rows of two latest.json files: old and new median, new/old, faster/slower beyond 5%."""
+    old, new = (json.loads(Path(p).read_text()) for p in (old_path, new_path))
+    old_rows = {r["row"]: r for r in old.get("rows", [])}
+    lines = []
+    for r in new.get("rows", []):
+        o = old_rows.get(r["row"], {})
+        a, b = o.get("median"), r.get("median")
+        ratio = b / a if a and b else None
+        word = "—" if ratio is None else "slower" if ratio > SLOWER else "faster" if ratio < FASTER else "same"
+        lines.append([r["row"], _cell("median", a), _cell("median", b),
+                      f"{ratio:.2f}" if ratio else "—", word])
+    lines += [[rid, _cell("median", o.get("median")), "—", "—", "only in old"]
+              for rid, o in old_rows.items() if rid not in {r["row"] for r in new.get("rows", [])}]
+    return tabulate(lines, headers=["row", "old s/epoch", "new s/epoch", "new/old", "verdict"],
+                    disable_numparse=True)

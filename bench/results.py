@@ -1,0 +1,124 @@
+"""Results on disk: one JSON per row, written atomically the moment the row is measured,
+and the summary of a run: statistics per row and the table's cells.
+
+<out>/rows/<id>.json   one row (status ok | error | gate_failed | skipped | unavailable)
+<out>/accuracy.json    the accuracy-over-seeds study (bench.accuracy)
+<out>/latest.{json,md} and the PNGs are made from these by bench.report.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bench.matrix import FULL_EPOCH, Row, Settings
+from common.files import write_json
+
+DONE = "ok"
+
+
+def row_path(out: str | Path, row_id: str) -> Path:
+    return Path(out) / "rows" / f"{row_id}.json"
+
+
+def write_row(out: str | Path, record: dict) -> Path:
+    """Store one row (atomically: an interrupted run never leaves half a file)."""
+    return write_json(row_path(out, record["id"]), record)
+
+
+def load_rows(out: str | Path) -> dict[str, dict]:
+    """Every stored row, by id (unreadable files are skipped)."""
+    rows = {}
+    for path in sorted((Path(out) / "rows").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            rows[record["id"]] = record
+        except (OSError, ValueError, KeyError):
+            continue
+    return rows
+
+
+def already_measured(out: str | Path, row: Row, settings: Settings) -> bool:
+    """--resume: the row is stored, measured ('ok') and with this run's settings."""
+    path = row_path(out, row.id)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return record.get("status") == DONE and record.get("settings") == settings.key(row)
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def summarize(examples: int, epochs: list[dict]) -> dict:
+    """Per-epoch statistics scaled to a full 60,000-example epoch.
+
+    Epoch times are the `seconds` each fit reports (training only); timed epochs are
+    all but the first. time_to_first_epoch: the first epoch's seconds, for a partial
+    epoch plus (scale - 1) x the median (its one-off cost plus the rest of an epoch).
+    """
+    scale = FULL_EPOCH / examples
+    first, timed = epochs[0], epochs[1:] or epochs[:1]
+    secs = np.array([e["seconds"] for e in timed], dtype=float)
+    med = float(np.median(secs))
+    q25, q75 = np.percentile(secs, [25, 75])
+    evals = [e["eval_seconds"] for e in (epochs[1:] or epochs) if "eval_seconds" in e]
+    last = epochs[-1]
+    return {"scale": scale, "median": med * scale, "min": float(secs.min()) * scale,
+            "max": float(secs.max()) * scale, "iqr": float(q75 - q25) * scale, "rounds": len(epochs) - 1,
+            "time_to_first_epoch": first["seconds"] + (scale - 1.0) * med,
+            "eval_seconds": float(np.median(evals)) if evals else None,
+            "test_accuracy": last.get("test_accuracy"), "test_accuracies": [e.get("test_accuracy") for e in epochs],
+            "wall_overhead": float(np.median([e["wall_seconds"] - e["seconds"] for e in timed]))}
+
+
+def verdict(median: float | None, target: float | None) -> str:
+    if target is None or median is None:
+        return "—"
+    return "met" if median <= target else "not met"
+
+
+def note(record: dict) -> str:
+    """The table's remark for a row: why it has no numbers, or how its numbers were made."""
+    status = record.get("status")
+    if status != DONE:
+        return f"{status}: {record.get('reason', '')}".strip()
+    parts = []
+    ex = record.get("examples", FULL_EPOCH)
+    if ex != FULL_EPOCH:
+        parts.append(f"extrapolated from {ex} steps" if record["batch_size"] == 1
+                     else f"extrapolated from {ex} examples")
+    load, cpus = record.get("loadavg"), (record.get("threads") or {}).get("cpu_count")
+    if load and cpus and max(load) > cpus:
+        parts.append(f"busy machine (load {max(load):.1f} on {cpus} CPUs)")
+    if record.get("module", "").endswith(".fast"):
+        parts.append(record["module"])
+    return "; ".join(parts)
+
+
+def table_rows(records: dict[str, dict], order: list[str]) -> list[dict]:
+    """One dict per row with the table's cells (None where there is no number)."""
+    floors = {r["preset"]: r["summary"]["median"] for r in records.values()
+              if r.get("framework") == "floor" and r.get("status") == DONE}
+    out = []
+    for rid in order:
+        r = records.get(rid)
+        if r is None:
+            continue
+        s = r.get("summary") or {}
+        med = s.get("median")
+        floor = floors.get(r.get("preset"))
+        out.append({"row": rid, "status": r.get("status"), "median": med, "min": s.get("min"), "max": s.get("max"),
+                    "iqr": s.get("iqr"), "time_to_first_epoch": s.get("time_to_first_epoch"),
+                    "eval_seconds": s.get("eval_seconds"), "test_accuracy": s.get("test_accuracy"),
+                    "x_floor": med / floor if med and floor and r.get("framework") != "floor" else None,
+                    "target": r.get("target"), "met": verdict(med, r.get("target")), "note": note(r)})
+    return out

@@ -1,0 +1,109 @@
+"""The harness itself, without timing anything: row selection, statistics, the parity
+gate's verdict, resume bookkeeping, the report and --compare. Fast (no framework needed
+except where a test says so)."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bench import accuracy, measure, report, results
+from bench.matrix import FULL_EPOCH, Row, Settings, all_rows, by_id, select
+from common import reference as ref
+from common.config import load_spec
+
+
+def test_matrix_rows_and_targets() -> None:
+    ids = [r.id for r in all_rows()]
+    assert len(ids) == len(set(ids)) == 2 + 2 * 2 * 2 * 2
+    assert ids[:2] == ["floor-conf1-cpu", "floor-conf5-cpu"] and "tf-book-conf1-cpu" in ids
+    assert by_id("torch-fast-conf5-cuda").target == 0.3 and by_id("tf-fast-conf1-cpu").target == 1.0
+    assert by_id("tf-book-conf5-cpu").target is None and by_id("floor-conf1-cpu").target is None
+    assert [r.id for r in select(all_rows(), "torch-*-conf5-*", "cpu")] == ["torch-book-conf5-cpu",
+                                                                           "torch-fast-conf5-cpu"]
+    assert {r.id for r in select(all_rows(), "floor", "cuda")} == {"floor-conf1-cpu", "floor-conf5-cpu"}
+    with pytest.raises(ValueError):
+        select(all_rows(), device="tpu")
+
+
+def test_settings_examples_and_env(monkeypatch) -> None:
+    quick, full = Settings(quick=True), Settings(quick=False, rounds=3)
+    assert quick.examples(by_id("tf-book-conf1-cpu")) == 6000 and quick.examples(by_id("tf-book-conf5-cpu")) == FULL_EPOCH
+    assert full.examples(by_id("tf-book-conf1-cpu")) == 20000 and full.examples(by_id("tf-fast-conf1-cpu")) == FULL_EPOCH
+    assert full.examples(by_id("floor-conf1-cpu")) == FULL_EPOCH
+    monkeypatch.setenv("TWINBENCH_BENCH_SETTINGS", full.to_env())
+    assert Settings.from_env() == full
+
+
+def test_summarize_scales_partial_epochs() -> None:
+    epochs = [{"seconds": 5.0, "wall_seconds": 5.5, "test_accuracy": 0.5, "eval_seconds": 0.3},
+              *({"seconds": s, "wall_seconds": s + 0.1, "test_accuracy": 0.6, "eval_seconds": 0.2}
+                for s in (2.0, 3.0, 4.0))]
+    s = results.summarize(20000, epochs)
+    assert s["scale"] == 3 and s["median"] == 9.0 and s["min"] == 6.0 and s["max"] == 12.0 and s["iqr"] == 3.0
+    assert s["time_to_first_epoch"] == 5.0 + 2 * 3.0 and s["eval_seconds"] == 0.2 and s["test_accuracy"] == 0.6
+    assert s["wall_overhead"] == pytest.approx(0.1)
+
+
+def fake_api(perturb: float):
+    """A NumPy 'framework' that fits with the reference, then adds `perturb` to every weight."""
+    def fit(model, spec, data, epochs=None, **_):
+        x, y = data[0], data[1]
+        order = np.random.default_rng([spec.training.seed, 0]).permutation(len(x))
+        state = ref.init_state(spec, model["w"])
+        for s in range(0, len(x), spec.training.batch_size):
+            idx = order[s:s + spec.training.batch_size]
+            _, model["w"], state = ref.train_step(spec, model["w"], state, x[idx], y[idx])
+        model["w"] = {k: (v + perturb).astype(np.float32) for k, v in model["w"].items()}
+        return [{"seconds": 0.0}]
+    return SimpleNamespace(build_model=lambda spec, device="cpu": {}, fit=fit,
+                           set_weights=lambda m, w: m.update(w={k: v.astype(np.float64) for k, v in w.items()}),
+                           get_weights=lambda m: m["w"])
+
+
+@pytest.mark.parametrize("perturb,ok", [(0.0, True), (1e-3, False)])
+def test_parity_gate_verdict(perturb: float, ok: bool) -> None:
+    spec = load_spec("conf5")
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(300, 784)).astype(np.float32), rng.integers(0, 10, 300),
+            rng.normal(size=(5, 784)).astype(np.float32), rng.integers(0, 10, 5))
+    gate = measure.parity_gate(fake_api(perturb), spec, "cpu", data, steps=3)
+    assert gate["ok"] is ok and gate["steps"] == 3 and gate["reference_moved"] > 0
+
+
+def test_welch_and_tost() -> None:
+    same = accuracy.compare_samples([0.950, 0.951, 0.952], [0.9505, 0.9512, 0.9515])
+    assert same["equivalent"] and same["welch_p"] > 0.05
+    apart = accuracy.compare_samples([0.95, 0.951, 0.952], [0.96, 0.961, 0.962])
+    assert not apart["equivalent"] and apart["welch_p"] < 0.05 and apart["difference"] == pytest.approx(-0.01)
+
+
+def stored(row_id: str, median: float | None, status: str = "ok", **extra) -> dict:
+    r = by_id(row_id)
+    summary = None if median is None else {"median": median, "min": median, "max": median, "iqr": 0.0,
+                                           "time_to_first_epoch": median, "eval_seconds": 0.1,
+                                           "test_accuracy": 0.95}
+    return {"id": row_id, "framework": r.framework, "variant": r.variant, "preset": r.preset, "device": r.device,
+            "batch_size": 64, "target": r.target, "status": status, "summary": summary,
+            "settings": Settings().key(r), "examples": FULL_EPOCH, **extra}
+
+
+def test_resume_report_and_compare(tmp_path) -> None:
+    results.write_row(tmp_path, stored("floor-conf5-cpu", 0.4))
+    results.write_row(tmp_path, stored("tf-fast-conf5-cpu", 0.8))
+    results.write_row(tmp_path, stored("torch-fast-conf5-cpu", None, "error", reason="RuntimeError: boom"))
+    s = Settings()
+    assert results.already_measured(tmp_path, by_id("tf-fast-conf5-cpu"), s)
+    assert not results.already_measured(tmp_path, by_id("torch-fast-conf5-cpu"), s)  # errors are redone
+    assert not results.already_measured(tmp_path, by_id("tf-fast-conf5-cpu"), Settings(quick=False))
+    text = report.write_report(tmp_path)
+    assert "2.0x" in text and "not met" in text and "error: RuntimeError: boom" in text
+    latest = json.loads((tmp_path / "latest.json").read_text())
+    assert [r["row"] for r in latest["rows"]] == ["floor-conf5-cpu", "tf-fast-conf5-cpu", "torch-fast-conf5-cpu"]
+    assert (tmp_path / "latest.md").read_text().count("|") > 10 and (tmp_path / "epoch_times.png").stat().st_size
+    newer = {"rows": [{**latest["rows"][1], "median": 0.5}, {**latest["rows"][0], "median": 0.41}]}
+    (tmp_path / "new.json").write_text(json.dumps(newer))
+    table = report.compare(tmp_path / "latest.json", tmp_path / "new.json")
+    assert "faster" in table and "same" in table and "only in old" in table
