@@ -61,7 +61,7 @@ def load_spec(name_or_path: str | Path) -> S.Spec:
 def spec_from_dict(data: dict[str, Any]) -> S.Spec:
     """Build and validate a Spec from plain data (parsed TOML or JSON)."""
     spec = _build(S.Spec, data, "")
-    validate(spec)
+    _check_combinations(spec)
     return spec
 
 
@@ -71,6 +71,13 @@ def spec_to_dict(spec: S.Spec) -> dict[str, Any]:
 
 
 def validate(spec: S.Spec) -> None:
+    """Check a Spec however it was made (TOML or code): every field's type, allowed
+    values and range, then the combinations no framework can train as written."""
+    _build(S.Spec, spec_to_dict(spec), "")
+    _check_combinations(spec)
+
+
+def _check_combinations(spec: S.Spec) -> None:
     """Cross-field rules: combinations that no framework can train as the spec says."""
     out, loss = spec.network.output_activation, spec.loss
     if out == "linear" and loss.name != "mse":

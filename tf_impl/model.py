@@ -68,9 +68,10 @@ class UnbiasedBatchNormalization(keras.layers.BatchNormalization):
 def activation_layer(spec: Spec) -> keras.layers.Layer:
     net = spec.network
     if net.hidden_activation == "leaky_relu":
-        # TF: Keras 3's LeakyReLU slope defaults to 0.3, PyTorch's to 0.01
-        return keras.layers.LeakyReLU(negative_slope=net.leaky_relu_slope, name="activation",
-                                       dtype=spec.training.dtype)
+        # TF: Keras 3's LeakyReLU defaults to slope 0.3 and tf.nn.leaky_relu rounds the slope to float32
+        slope = net.leaky_relu_slope
+        return keras.layers.Activation(lambda x: tf.where(x > 0, x, tf.constant(slope, x.dtype) * x),
+                                       name="activation", dtype=spec.training.dtype)
     return keras.layers.Activation(net.hidden_activation, name="activation", dtype=spec.training.dtype)
 
 

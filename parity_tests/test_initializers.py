@@ -1,0 +1,100 @@
+"""Initializers: samples from build_model in both frameworks and from
+ref.init_weights follow the spec's distribution (Kolmogorov-Smirnov, fixed
+seeds), and the truncated/untruncated distinction is detectable."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from common import reference as ref
+from common.config import load_spec
+from common.reference.init import fans
+from common.spec import Initializer
+from parity_tests import harness as H
+
+ALPHA = 0.001  # KS significance level: a sample is rejected when p < ALPHA
+TRUNC = 0.87962566103423978
+SEED = 17
+INITS = {
+    "uniform": Initializer("uniform", -0.3, 0.2),
+    "glorot_uniform": Initializer("glorot_uniform"),
+    "glorot_normal": Initializer("glorot_normal", truncated=True),
+    "glorot_normal-untruncated": Initializer("glorot_normal", truncated=False),
+    "he_normal": Initializer("he_normal", truncated=True),
+    "he_normal-untruncated": Initializer("he_normal", truncated=False),
+    "he_uniform": Initializer("he_uniform"),
+    "zeros": Initializer("zeros"),
+    "constant": Initializer("constant", value=0.37),
+}
+SHAPES = {"small": 25, "large": 1500}  # hidden units: hidden/kernel 784 x 25 and 784 x 1500
+TENSORS = ("hidden/kernel", "hidden/bias", "output/kernel")
+
+
+def spec_for(init: Initializer, units: int):
+    return H.replace(load_spec("conf1"), **{"network.hidden_units": units, "network.hidden_kernel_init": init,
+                                            "network.hidden_bias_init": init, "network.output_kernel_init": init})
+
+
+def distribution(init: Initializer, shape: tuple[int, ...]):
+    """The spec's distribution of one tensor (fans as in common/reference/init.py)."""
+    fan_in, fan_out = fans(shape)
+    if init.name == "uniform":
+        return scipy.stats.uniform(init.low, init.high - init.low)
+    limit = np.sqrt(6.0 / ((fan_in + fan_out) if init.name == "glorot_uniform" else fan_in))
+    if init.name in ("glorot_uniform", "he_uniform"):
+        return scipy.stats.uniform(-limit, 2 * limit)
+    s = np.sqrt(2.0 / ((fan_in + fan_out) if init.name == "glorot_normal" else fan_in))
+    return scipy.stats.truncnorm(-2, 2, scale=s / TRUNC) if init.truncated else scipy.stats.norm(0, s)
+
+
+def samples(init: Initializer, units: int) -> dict[str, dict[str, np.ndarray]]:
+    spec = spec_for(init, units)
+    out = {fw: H.impl(fw).get_weights(H.impl(fw).build_model(spec, seed=SEED)) for fw in H.FRAMEWORKS}
+    out["ref"] = ref.init_weights(spec, SEED)
+    return out
+
+
+def ks_p(sample: np.ndarray, dist) -> float:
+    H.STATS["arrays"] += 1
+    H.STATS["elements"] += sample.size
+    return float(scipy.stats.kstest(np.asarray(sample, np.float64).ravel(), dist.cdf).pvalue)
+
+
+@pytest.mark.parametrize("size", SHAPES)
+@pytest.mark.parametrize("name", INITS)
+def test_initializer_distribution(name: str, size: str):
+    init, units = INITS[name], SHAPES[size]
+    H.register_config(f"init-{name}-{size}")
+    for source, weights in samples(init, units).items():
+        for tensor in TENSORS if size == "large" else ("hidden/kernel",):
+            w = weights[tensor]
+            if init.name in ("zeros", "constant"):
+                assert np.all(w == np.asarray(init.value, w.dtype)), (source, tensor)
+                H.STATS["arrays"] += 1
+                continue
+            p = ks_p(w, distribution(init, w.shape))
+            assert p >= ALPHA, f"{source} {tensor} {w.shape}: KS p = {p:.2e} < {ALPHA} against {name}"
+
+
+@pytest.mark.parametrize("name", ["glorot_normal", "he_normal"])
+def test_truncation_is_detected(name: str):
+    """Each framework's truncated sample is rejected as untruncated, and vice versa."""
+    units = SHAPES["large"]
+    trunc = samples(Initializer(name, truncated=True), units)
+    plain = samples(Initializer(name, truncated=False), units)
+    shape = trunc["ref"]["hidden/kernel"].shape
+    t_dist, n_dist = (distribution(Initializer(name, truncated=v), shape) for v in (True, False))
+    for source in trunc:
+        assert ks_p(trunc[source]["hidden/kernel"], n_dist) < ALPHA, source
+        assert ks_p(plain[source]["hidden/kernel"], t_dist) < ALPHA, source
+        bound = 2 * t_dist.std() / TRUNC  # 2 * (s / 0.8796): the truncation point (t_dist.std() = s)
+        assert np.abs(trunc[source]["hidden/kernel"]).max() <= bound * (1 + 1e-6)
+        assert np.abs(plain[source]["hidden/kernel"]).max() > bound
+
+
+def test_seeds_reproduce_and_differ():
+    spec = spec_for(INITS["he_normal"], 25)
+    for fw in H.FRAMEWORKS:
+        a, b, c = (H.impl(fw).get_weights(H.impl(fw).build_model(spec, seed=s))["hidden/kernel"] for s in (1, 1, 2))
+        assert np.array_equal(a, b) and not np.array_equal(a, c), fw

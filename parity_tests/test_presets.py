@@ -1,0 +1,38 @@
+"""Forward pass, loss and gradients of every preset (conf1..conf5) in float32 and
+float64: TensorFlow, PyTorch and the float64 NumPy oracle on the same
+canonical weights (ref.init_weights) and the same MNIST batches."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.config import load_spec, preset_names
+from parity_tests import harness as H
+
+PRESETS = ("conf1", "conf2", "conf3", "conf4", "conf5")
+DTYPES = ("float32", "float64")
+
+
+def test_presets_are_the_five_of_chapter_5():
+    assert tuple(preset_names()) == PRESETS
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_forward_loss_gradients(preset: str, dtype: str):
+    spec = H.with_dtype(load_spec(preset), dtype)
+    H.register_config(f"{preset}-{dtype}")
+    for batch_size in sorted({spec.training.batch_size, 64}):  # the preset's batch and a 64-batch
+        for seed in (11, 12):
+            (x, y), = H.batches(batch_size, 1, seed)
+            H.check_forward_and_gradients(spec, seed, x, y, f"{preset} {dtype} batch {batch_size} seed {seed}")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_float32_weights_load_exactly(preset: str):
+    """float64 canonical weights cast to float32 arrive bit-exact in both frameworks
+    (the kernel transposition of torch_impl included)."""
+    spec = H.with_dtype(load_spec(preset), "float32")
+    w = H.canonical_weights(spec, 5)
+    assert all(v.dtype == np.float32 for v in w.values())
+    H.build_pair(spec, w)  # asserts get_weights(set_weights(w)) == w bit for bit
