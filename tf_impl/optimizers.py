@@ -26,16 +26,7 @@ class PaperAdam(keras.optimizers.Adam):
         self.assign_sub(variable, lr * m_hat / (ops.sqrt(v_hat) + eps))
 
 
-class ExactAdagrad(keras.optimizers.Adagrad):
-    """TF: Keras's Constant initializer rounds the starting accumulator through float32; this sets it exactly."""
-
-    def build(self, var_list):
-        super().build(var_list)
-        for acc in self._accumulators:
-            acc.assign(np.full(acc.shape, self.initial_accumulator_value, acc.dtype))
-
-
-class OutsideSqrtAdagrad(ExactAdagrad):
+class OutsideSqrtAdagrad(keras.optimizers.Adagrad):
     """TF: Keras adds epsilon inside the square root; this adds it outside (PyTorch's form)."""
 
     def update_step(self, gradient, variable, learning_rate):
@@ -68,14 +59,15 @@ class OutsideSqrtRMSprop(keras.optimizers.RMSprop):
 
 def make_optimizer(spec: Spec) -> keras.optimizers.Optimizer:
     """The spec's optimizer with every hyperparameter passed explicitly."""
-    # TF: Keras casts Python floats through float32 (tf.cast); float64 scalars keep float64 runs exact
+    # TF: Keras casts Python floats through float32 (tf.cast, the Constant initializer of Adagrad's
+    # accumulator); float64 scalars keep float64 runs exact
     c = np.float64 if spec.training.dtype == "float64" else float
     o, k = spec.optimizer, keras.optimizers
     lr = lambda: c(o.learning_rate)  # noqa: E731  TF: a float would become a float32 variable (floatx)
     if o.name == "sgd":
         return k.SGD(learning_rate=lr, momentum=c(o.momentum), nesterov=o.nesterov)
     if o.name == "adagrad":
-        cls = ExactAdagrad if o.epsilon_placement == "inside_sqrt" else OutsideSqrtAdagrad
+        cls = k.Adagrad if o.epsilon_placement == "inside_sqrt" else OutsideSqrtAdagrad
         return cls(learning_rate=lr, initial_accumulator_value=c(o.initial_accumulator),
                    epsilon=c(o.epsilon))
     if o.name == "rmsprop":
