@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Callable
 
 import keras
@@ -14,6 +15,8 @@ from tf_impl.losses import one_hot, per_example_loss
 from tf_impl.model import device_name
 from tf_impl.training import as_inputs, evaluate
 
+_RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(spec, n): compiled epoch}
+
 # --- section: compile_epoch ---
 
 
@@ -23,6 +26,9 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
     The steps run in a `tf.while_loop` inside one XLA-compiled `tf.function`:
     no Python, no host round trip and no tf.data between steps.
     """
+    cached = _RUNS.setdefault(model, {})
+    if (spec, n_examples) in cached:  # TF: a new tf.function would be traced and XLA-compiled again
+        return cached[(spec, n_examples)]
     bs = spec.training.batch_size
     full, tail = divmod(n_examples, bs)
     variables = model.trainable_variables
@@ -49,6 +55,7 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
             loss, c = step(x[full * bs:], t[full * bs:])
             loss_sum, correct = loss_sum + loss, correct + c
         return loss_sum, correct
+    cached[(spec, n_examples)] = run
     return run
 
 
