@@ -43,7 +43,8 @@ def test_summarize_scales_partial_epochs() -> None:
                 for s in (2.0, 3.0, 4.0))]
     s = results.summarize(20000, epochs)
     assert s["scale"] == 3 and s["median"] == 9.0 and s["min"] == 6.0 and s["max"] == 12.0 and s["iqr"] == 3.0
-    assert s["time_to_first_epoch"] == 5.0 + 2 * 3.0 and s["eval_seconds"] == 0.2 and s["test_accuracy"] == 0.6
+    assert s["time_to_first_epoch"] == 5.5 + 2 * 3.0  # the first fit call's wall time (compile included)
+    assert s["eval_seconds"] == 0.2 and s["test_accuracy"] == 0.6
     assert s["wall_overhead"] == pytest.approx(0.1)
 
 
