@@ -95,8 +95,9 @@ def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = No
     history = []
     for epoch in range(epochs or spec.training.epochs):
         order = epoch_permutation(spec.training.seed, epoch, len(x)) if spec.training.shuffle else range(len(x))
-        # PT: sampler= the shared order instead of shuffle=True, so both frameworks see the same batches
-        loader = DataLoader(dataset, batch_size=spec.training.batch_size, sampler=list(order))
+        # PT: sampler= the shared order instead of shuffle=True, so both frameworks see the same batches;
+        # the last, smaller batch is kept, as Keras's fit keeps it
+        loader = DataLoader(dataset, batch_size=spec.training.batch_size, sampler=list(order), drop_last=False)
         bar = progress(epoch) if progress else None
         start = time.perf_counter()
         loss_sum, correct = 0.0, 0
