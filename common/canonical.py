@@ -63,11 +63,16 @@ def state_names(spec: Spec) -> list[str]:
 
 def check_weights(spec: Spec, weights: dict[str, np.ndarray], what: str = "weights") -> None:
     """Raise ValueError naming the first missing, extra or misshapen entry."""
-    shapes = weight_shapes(spec)
+    check_shapes(weights, weight_shapes(spec), what)
+
+
+def check_shapes(weights: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]],
+                 what: str = "weights") -> None:
+    """Raise ValueError naming missing, extra or misshapen entries of `weights` against `shapes`."""
     missing = [n for n in shapes if n not in weights]
     extra = [n for n in weights if n not in shapes]
     if missing or extra:
         raise ValueError(f"{what}: missing {missing}, unexpected {extra}; expected {list(shapes)}")
     for name, shape in shapes.items():
-        if tuple(np.shape(weights[name])) != shape:
-            raise ValueError(f"{what}: {name} has shape {np.shape(weights[name])}, expected {shape}")
+        if tuple(np.shape(weights[name])) != tuple(shape):
+            raise ValueError(f"{what}: {name} has shape {np.shape(weights[name])}, expected {tuple(shape)}")

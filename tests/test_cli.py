@@ -40,6 +40,11 @@ def test_set_weights_names_the_bad_tensor(fw):
         fw.set_weights(model, {k: v for k, v in good.items() if k != "output/bias"})
     with pytest.raises(ValueError, match=r"hidden/kernel has shape \(25, 784\), expected \(784, 25\)"):
         fw.set_weights(model, {**good, "hidden/kernel": good["hidden/kernel"].T})
+    before = fw.get_weights(model)
+    with pytest.raises(ValueError, match=r"output/bias has shape \(9,\), expected \(10,\)"):
+        fw.set_weights(model, {**good, "output/bias": good["output/bias"][:9]})
+    after = fw.get_weights(model)
+    assert all(np.array_equal(before[k], after[k]) for k in before)  # nothing half-loaded
 
 
 @pytest.mark.parametrize("fw", [tf_impl, torch_impl], ids=["tf", "torch"])

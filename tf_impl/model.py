@@ -137,15 +137,9 @@ def get_weights(model: keras.Model) -> dict[str, np.ndarray]:
 
 
 def set_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
-    """Load canonical weights (exactly: same bits in the model's dtype)."""
+    """Load canonical weights (exactly: same bits in the model's dtype); nothing changes
+    unless every name and shape fits."""
     variables = _variables(model)
-    unknown = sorted(set(weights) - set(variables))
-    missing = sorted(set(variables) - set(weights))
-    if unknown or missing:
-        raise ValueError(f"weights: missing {missing}, unexpected {unknown}")
-    for name, v in variables.items():
-        value = np.asarray(weights[name])
-        shape = tuple(v.shape)  # TF: Keras kernels are already (in, out)
-        if value.shape != shape:
-            raise ValueError(f"weights: {name} has shape {value.shape}, expected {shape}")
-        v.assign(value.astype(v.dtype))
+    canonical.check_shapes(weights, {name: tuple(v.shape) for name, v in variables.items()})
+    for name, v in variables.items():  # TF: Keras kernels are already (in, out)
+        v.assign(np.asarray(weights[name]).astype(v.dtype))

@@ -151,16 +151,12 @@ def get_weights(model: nn.Sequential) -> dict[str, np.ndarray]:
 
 
 def set_weights(model: nn.Sequential, weights: dict[str, np.ndarray]) -> None:
-    """Load canonical weights (exactly: same bits in the model's dtype)."""
+    """Load canonical weights (exactly: same bits in the model's dtype); nothing changes
+    unless every name and shape fits."""
     variables = _variables(model)
-    unknown = sorted(set(weights) - set(variables))
-    missing = sorted(set(variables) - set(weights))
-    if unknown or missing:
-        raise ValueError(f"weights: missing {missing}, unexpected {unknown}")
+    canonical.check_shapes(weights, {name: tuple(v.T.shape) if name.endswith("kernel") else tuple(v.shape)
+                                     for name, v in variables.items()})
     with torch.no_grad():
-        for name, v in variables.items():
+        for name, v in variables.items():  # PT: canonical kernels are (in, out), nn.Linear's (out, in)
             value = np.asarray(weights[name])
-            shape = tuple(v.shape[::-1]) if name.endswith("kernel") else tuple(v.shape)
-            if value.shape != shape:
-                raise ValueError(f"weights: {name} has shape {value.shape}, expected {shape}")
             v.copy_(torch.as_tensor(value.T if name.endswith("kernel") else value, dtype=v.dtype))
