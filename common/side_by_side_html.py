@@ -11,7 +11,8 @@ import os
 import re
 from pathlib import Path
 
-from common.side_by_side import LEGEND, MARKS, TITLES, SectionPair, lex_lines
+from common.side_by_side import LEGEND, MARKS, TITLES, SectionPair
+from common.side_by_side_term import lex_lines
 
 # anchor in docs/differences.md -> (file, pattern found in the section's code on either side)
 DIFFERENCE_RULES: dict[str, tuple[str, str]] = {

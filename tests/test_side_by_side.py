@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from common.config import load_spec, preset_names
-from common.side_by_side import (DIFF, SAME, SPELLING, align, load_pairs, normalize, render_terminal,
-                                 select)
+from common.side_by_side import DIFF, SAME, SPELLING, align, load_pairs, normalize, select
+from common.side_by_side_term import render_terminal
 from common.side_by_side_html import render_html, write_html
 
 ROOT = Path(__file__).resolve().parents[1]
