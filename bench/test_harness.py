@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench import accuracy, measure, report, results
-from bench.matrix import FULL_EPOCH, Row, Settings, all_rows, by_id, select
+from bench.matrix import FULL_EPOCH, Settings, all_rows, by_id, select
 from common import reference as ref
 from common.config import load_spec
 

@@ -101,9 +101,8 @@ def get_optimizer_state(model: torch.nn.Module, spec: Spec) -> dict[str, np.ndar
         slots["v"] = ("square_avg", 1.0)
     state = {}
     for entry in canonical.state_names(spec):
-        first = opt.state.get(params[names[0]], {})
-        if entry == "step":
-            state["step"] = np.asarray(float(first.get("step", 0.0)))
+        if entry == "step":  # one count for all parameters: read it from the first
+            state["step"] = np.asarray(float(opt.state.get(params[names[0]], {}).get("step", 0.0)))
             continue
         slot, weight = entry.split("/", 1)
         key, scale = slots[slot]
