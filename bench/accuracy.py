@@ -13,12 +13,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
-from bench.measure import canonical_weights, variant_api
+import frameworks
+from bench.measure import variant_api
 from bench.results import DONE
+from common import reference as ref
 from common.files import write_json
 from common.spec import Spec
+from common.stats import compare_samples
 
 MARGIN, ALPHA = 0.005, 0.05
 
@@ -30,26 +32,12 @@ def fastest_gated(records: dict[str, dict], framework: str, preset: str) -> dict
     return min(ok, key=lambda r: r["summary"]["median"], default=None)
 
 
-def compare_samples(a: list[float], b: list[float], margin: float = MARGIN, alpha: float = ALPHA) -> dict:
-    """Welch's t-test of mean(a) = mean(b) and TOST: both one-sided Welch tests that the
-    difference lies above -margin and below +margin; equivalent when max(p) < alpha."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    welch = stats.ttest_ind(a, b, equal_var=False)
-    lower = stats.ttest_ind(a + margin, b, equal_var=False, alternative="greater")
-    upper = stats.ttest_ind(a - margin, b, equal_var=False, alternative="less")
-    tost_p = float(max(lower.pvalue, upper.pvalue))
-    return {"difference": float(a.mean() - b.mean()), "welch_t": float(welch.statistic),
-            "welch_p": float(welch.pvalue), "margin": margin, "alpha": alpha,
-            "tost_p_lower": float(lower.pvalue), "tost_p_upper": float(upper.pvalue), "tost_p": tost_p,
-            "equivalent": bool(tost_p < alpha)}
-
-
 def train_seed(row: dict, spec: Spec, seed: int, epochs: int, data: tuple) -> list[dict]:
     """Train one framework's variant from seed `seed`; the fit's history (test set per epoch)."""
     spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, seed=seed))
     api = variant_api(row["framework"], row["variant"])
     model = api.build_model(spec, device=row["device"])
-    api.set_weights(model, canonical_weights(spec, seed))
+    api.set_weights(model, ref.start_weights(spec, seed))
     return api.fit(model, spec, data, epochs=epochs)
 
 
@@ -62,7 +50,7 @@ def run_study(out: str | Path, records: dict[str, dict], spec: Spec, data: tuple
     if {k: study.get(k) for k in key} != key:
         study = {**key, "runs": {}}
     study["frameworks"] = {}
-    for fw in ("tf", "torch"):
+    for fw in frameworks.NAMES:
         row = fastest_gated(records, fw, spec.name)
         if row is None:
             study["frameworks"][fw] = {"reason": f"no measured {spec.name} row of {fw} passed the parity gate"}
@@ -82,7 +70,7 @@ def run_study(out: str | Path, records: dict[str, dict], spec: Spec, data: tuple
                                    "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
                                    "histories": [r["history"] for r in runs]}
     fws = study["frameworks"]
-    if all(fws.get(f, {}).get("accuracies") for f in ("tf", "torch")) and len(seeds) > 1:
-        study["stats"] = compare_samples(fws["tf"]["accuracies"], fws["torch"]["accuracies"])
+    if all(fws.get(f, {}).get("accuracies") for f in frameworks.NAMES) and len(seeds) > 1:
+        study["stats"] = compare_samples(*(fws[f]["accuracies"] for f in frameworks.NAMES), MARGIN, ALPHA)
     write_json(path, study)
     return study

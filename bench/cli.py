@@ -57,12 +57,10 @@ def run_pytest(settings: Settings, extra: list[str]) -> int:
     os.environ[SETTINGS_ENV] = settings.to_env()
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
-    args = [str(HERE / "test_floor.py"), str(HERE / "test_bench.py"), "-p", "no:cacheprovider",
+    args = [str(HERE / "test_bench.py"), "-p", "no:cacheprovider",
             "-q", "-rfEs", "--benchmark-json", str(out / "benchmark.json"), "--benchmark-sort", "name",
             "--benchmark-columns", "median,min,max,iqr,rounds",
             "-W", "ignore:Benchmark fixture was not used", *extra]
-    if not any(r.is_floor for r in settings.rows()):
-        args.remove(str(HERE / "test_floor.py"))
     return int(pytest.main(args))
 
 

@@ -18,22 +18,18 @@ def settings() -> Settings:
     s = Settings.from_env()
     if s.threads:  # only when asked: by default the frameworks use the machine as they choose
         import numba
-        import tensorflow as tf
-        import torch
-        torch.set_num_threads(s.threads)
+
+        import frameworks
+        for fw in frameworks.all():
+            fw.set_threads(s.threads)  # a refusal (runtime already started) leaves the recorded value
         numba.set_num_threads(min(s.threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(s.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(s.threads)
-        except RuntimeError:  # TF already initialized in this process
-            pass
     return s
 
 
 @pytest.fixture(scope="session")
 def data_for():
     """data_for(spec) -> (x_train, y_train, x_test, y_test), loaded once per kind of data."""
-    from common.run import datasets
+    from common.data import datasets
     cache: dict = {}
 
     def get(spec):
@@ -47,5 +43,5 @@ def data_for():
 
 @pytest.fixture(scope="session")
 def environment() -> dict:
-    from common.environment import describe
-    return describe(("tf", "torch"))
+    import frameworks
+    return frameworks.describe()

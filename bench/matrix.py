@@ -12,8 +12,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FRAMEWORKS = ("tf", "torch")
-VARIANTS = ("book", "fast")
+import frameworks
+
+FRAMEWORKS = frameworks.NAMES
+VARIANTS = frameworks.VARIANTS
 PRESETS = ("conf1", "conf5")
 DEVICES = ("cpu", "cuda")
 FULL_EPOCH = 60_000

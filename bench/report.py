@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+import frameworks
+
 from bench.matrix import all_rows
 from bench.results import load_rows, table_rows
 from common.files import atomic_write, write_json, write_text
@@ -61,7 +63,8 @@ def plot_epoch_times(rows: list[dict], path: Path) -> None:
     rows = [r for r in rows if r["median"]]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
     y = range(len(rows))
-    colors = ["C2" if r["row"].startswith("floor") else "C0" if r["row"].startswith("tf") else "C1" for r in rows]
+    colors = ["C2" if r["row"].startswith("floor") else f"C{frameworks.NAMES.index(r['row'].split('-')[0])}"
+              for r in rows]
     ax.barh(y, [r["median"] for r in rows], color=colors,
             xerr=[[r["median"] - r["min"] for r in rows], [r["max"] - r["median"] for r in rows]], capsize=3)
     for i, r in enumerate(rows):
@@ -79,7 +82,7 @@ def plot_epoch_times(rows: list[dict], path: Path) -> None:
 
 def plot_learning_curves(records: dict, study: dict | None, path: Path) -> bool:
     """Learning curves: the seeds study's first seed per framework, else the conf5 rows."""
-    from common.run import plot_curves
+    from plots import plot_curves
     hist = {}
     if study:
         for fw, s in study.get("frameworks", {}).items():

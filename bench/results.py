@@ -1,7 +1,7 @@
 """Results on disk: one JSON per row, written atomically the moment the row is measured,
 and the summary of a run: statistics per row and the table's cells.
 
-<out>/rows/<id>.json   one row (status ok | error | gate_failed | skipped | unavailable)
+<out>/rows/<id>.json   one row (status ok | error | gate_failed | diverged | skipped | unavailable)
 <out>/accuracy.json    the accuracy-over-seeds study (bench.accuracy)
 <out>/latest.{json,md} and the PNGs are made from these by bench.report.
 """

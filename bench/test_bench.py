@@ -16,6 +16,7 @@ from bench import measure
 from bench.matrix import PRESETS, Row, Settings
 from bench.results import already_measured, load_average, load_rows, summarize, write_row
 from common.config import load_spec
+from common.history import DIVERGED, Diverged
 
 
 def _history(epochs: list[dict]) -> list[dict]:
@@ -54,6 +55,8 @@ def test_row(row: Row, settings: Settings, data_for, environment: dict, benchmar
         record.update(status=status, reason=str(exc))
     except measure.GateFailed as exc:
         record.update(status="gate_failed", reason=str(exc))
+    except Diverged as exc:  # in the gate or a timed epoch: a non-finite loss
+        record.update(status=DIVERGED, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - recorded in the row; the other rows go on
         record.update(status="error", reason=f"{type(exc).__name__}: {exc}",
                       traceback=traceback.format_exc(limit=8))

@@ -49,16 +49,26 @@ def weight_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
     return {n: shapes.get(n, (h,)) for n in weight_names(spec)}
 
 
+def slot_names(spec: Spec) -> list[str]:
+    """The optimizer state slots the spec's optimizer keeps for every trainable weight."""
+    opt = spec.optimizer
+    if opt.name == "sgd" and opt.momentum == 0:
+        return []
+    if opt.name == "rmsprop" and not opt.centered:
+        return ["v"]
+    return list(SLOTS[opt.name])
+
+
 def state_names(spec: Spec) -> list[str]:
     """Names of the optimizer state entries (slots used by the spec only)."""
-    opt = spec.optimizer
-    slots = list(SLOTS[opt.name])
-    if opt.name == "sgd" and opt.momentum == 0:
-        slots = []
-    if opt.name == "rmsprop" and not opt.centered:
-        slots = ["v"]
-    names = [f"{s}/{w}" for s in slots for w in trainable_names(spec)]
-    return names + (["step"] if opt.name == "adam" else [])
+    names = [f"{s}/{w}" for s in slot_names(spec) for w in trainable_names(spec)]
+    return names + (["step"] if spec.optimizer.name == "adam" else [])
+
+
+def state_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
+    """Shape of every optimizer state entry (`step` is a scalar)."""
+    shapes = weight_shapes(spec)
+    return {n: () if n == "step" else shapes[n.split("/", 1)[1]] for n in state_names(spec)}
 
 
 def check_weights(spec: Spec, weights: dict[str, np.ndarray], what: str = "weights") -> None:

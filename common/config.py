@@ -44,6 +44,7 @@ def load_spec(name_or_path: str | Path) -> S.Spec:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
     data.setdefault("name", path.stem)
+    own_description = "description" in data
     if "base" in data:
         base = data.pop("base")
         if not isinstance(base, str):
@@ -53,9 +54,12 @@ def load_spec(name_or_path: str | Path) -> S.Spec:
             base_path = path.parent / base_path
         data = _merge(spec_to_dict(load_spec(base_path)), data)
     try:
-        return spec_from_dict(data)
+        spec = spec_from_dict(data)
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from None
+    # a file that describes itself keeps its words; otherwise (a derived file too) the
+    # description is generated from the resolved values, never inherited from the base
+    return spec if own_description else dataclasses.replace(spec, description=describe(spec))
 
 
 def spec_from_dict(data: dict[str, Any]) -> S.Spec:
@@ -92,6 +96,70 @@ def _check_combinations(spec: S.Spec) -> None:
         raise SpecError("training.batch_size: batch normalization in training needs at least 2"
                         f" examples per batch, got {spec.training.batch_size}"
                         " (or set network.batch_norm.mode = 'none')")
+
+
+def replace(spec: S.Spec, **changes: Any) -> S.Spec:
+    """The spec with dotted fields replaced (not validated: call validate() where it matters;
+    build_model does): replace(spec, **{"training.dtype": "float64", "optimizer.epsilon": 1e-8})."""
+    for key, value in changes.items():
+        spec = _replace_path(spec, key.split("."), value, key)
+    return spec
+
+
+def _replace_path(obj: Any, path: list[str], value: Any, key: str) -> Any:
+    if not dataclasses.is_dataclass(obj) or path[0] not in {f.name for f in dataclasses.fields(obj)}:
+        raise SpecError(f"{key}: unknown field")
+    if len(path) == 1:
+        return dataclasses.replace(obj, **{path[0]: value})
+    return dataclasses.replace(obj, **{path[0]: _replace_path(getattr(obj, path[0]), path[1:], value, key)})
+
+
+def describe(spec: S.Spec) -> str:
+    """A one-line description generated from the resolved values (what a spec file that sets
+    no `description` of its own shows), e.g. "tanh hidden x25 / sigmoid output, uniform(-0.1,
+    0.1) kernels, zero biases, MSE, SGD lr 0.01, batch 1"."""
+    net, loss, o, t = spec.network, spec.loss, spec.optimizer, spec.training
+    act = net.hidden_activation + (f"({net.leaky_relu_slope:g})" if net.hidden_activation == "leaky_relu" else "")
+    parts = [f"{act} hidden x{net.hidden_units} / {net.output_activation} output"]
+    bn = net.batch_norm
+    if bn.mode != "none":
+        parts.append(f"batch norm {bn.mode.replace('_', ' ')} (momentum {bn.momentum:g}, epsilon {bn.epsilon:g}, "
+                     f"{bn.running_variance} running variance)")
+    kernels = {_init_text(net.hidden_kernel_init), _init_text(net.output_kernel_init)}
+    parts.append(f"{kernels.pop()} kernels" if len(kernels) == 1 else
+                 f"{_init_text(net.hidden_kernel_init)} hidden / {_init_text(net.output_kernel_init)} output kernels")
+    biases = {_init_text(net.hidden_bias_init), _init_text(net.output_bias_init)}
+    parts.append("zero biases" if biases == {"zeros"} else "biases " + " / ".join(sorted(biases)))
+    names = {"mse": "MSE", "binary_crossentropy": "binary cross-entropy", "categorical_crossentropy":
+             "categorical cross-entropy"}
+    parts.append(names[loss.name] + ("" if loss.name == "mse" else f" ({loss.formula}"
+                                     + (f", epsilon {loss.epsilon:g})" if loss.formula == "clipped" else ")")))
+    parts.append(_optimizer_text(o))
+    parts.append(f"batch {t.batch_size}" + (f", {t.dtype}" if t.dtype != "float32" else ""))
+    return ", ".join(parts)
+
+
+def _init_text(init: S.Initializer) -> str:
+    if init.name == "uniform":
+        return f"uniform({init.low:g}, {init.high:g})"
+    if init.name == "constant":
+        return f"constant({init.value:g})"
+    untruncated = init.name in ("glorot_normal", "he_normal") and not init.truncated
+    return init.name + (" (untruncated)" if untruncated else "")
+
+
+def _optimizer_text(o: S.Optimizer) -> str:
+    lr = f"lr {o.learning_rate:g}"
+    if o.name == "sgd":
+        extra = f", momentum {o.momentum:g}{' nesterov' if o.nesterov else ''}" if o.momentum else ""
+        return f"SGD {lr}{extra}"
+    if o.name == "adagrad":
+        return (f"Adagrad {lr} (initial accumulator {o.initial_accumulator:g}, epsilon {o.epsilon:g} "
+                f"{o.epsilon_placement.replace('_', ' ')})")
+    if o.name == "rmsprop":
+        return (f"RMSprop {lr} (rho {o.rho:g}{', centered' if o.centered else ''}, epsilon {o.epsilon:g} "
+                f"{o.epsilon_placement.replace('_', ' ')})")
+    return f"Adam {lr} (betas {o.beta_1:g}/{o.beta_2:g}, epsilon {o.epsilon:g} {o.epsilon_convention} form)"
 
 
 def to_toml(spec: S.Spec) -> str:

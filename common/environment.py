@@ -1,4 +1,4 @@
-"""The environment a number was measured in: versions, CPU, GPU, threads, commit, date."""
+"""The machine a number was measured on: CPU, threads, commit, date, Python and numpy."""
 from __future__ import annotations
 
 import datetime
@@ -32,8 +32,9 @@ def git_commit() -> str:
         return "unknown"
 
 
-def describe(frameworks: tuple[str, ...] = ("tf", "torch")) -> dict:
-    """A JSON-able record of the machine and the framework versions in use."""
+def describe() -> dict:
+    """A JSON-able record of the machine: date, commit, Python, platform, CPU, thread
+    variables, numpy. The frameworks' versions come from the registry (frameworks.describe)."""
     env = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "git_commit": git_commit(), "python": platform.python_version(), "platform": platform.platform(),
            "cpu": cpu_model(), "cpu_count": os.cpu_count(),
@@ -41,18 +42,4 @@ def describe(frameworks: tuple[str, ...] = ("tf", "torch")) -> dict:
                                                         "TF_ENABLE_ONEDNN_OPTS") if k in os.environ}}
     import numpy
     env["numpy"] = numpy.__version__
-    if "tf" in frameworks:
-        import tensorflow as tf
-        import keras
-        gpus = tf.config.list_physical_devices("GPU")
-        env["tensorflow"] = {"version": tf.__version__, "keras": keras.__version__,
-                             "gpus": [g.name for g in gpus],
-                             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-                             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
-    if "torch" in frameworks:
-        import torch
-        cuda = torch.cuda.is_available()
-        env["torch"] = {"version": torch.__version__, "cuda": torch.version.cuda, "threads": torch.get_num_threads(),
-                        "gpu": torch.cuda.get_device_name(0) if cuda else None,
-                        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32 if cuda else None}
     return env

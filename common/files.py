@@ -27,8 +27,11 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    """Pretty JSON, written atomically."""
-    return atomic_write(path, lambda f: json.dump(data, f, indent=2, sort_keys=False, default=str), "w")
+    """Pretty, strict JSON (a non-finite number becomes null: common.history.strict), written
+    atomically."""
+    from common.history import strict
+    text = json.dumps(strict(data), indent=2, sort_keys=False, default=str, allow_nan=False)
+    return atomic_write(path, lambda f: f.write(text + "\n"), "w")
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -8,12 +8,16 @@ defaults.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
 Activation = Literal["tanh", "sigmoid", "relu", "leaky_relu"]
 OutputActivation = Literal["sigmoid", "softmax", "linear"]
 DType = Literal["float32", "float64"]
+
+# The standard deviation of N(0, 1) truncated to [-2, 2] (0.8796...): sqrt(1 - 2 * 2 * pdf(2) / (cdf(2) - cdf(-2))).
+TRUNCATION_STDDEV = math.sqrt(1.0 - 4.0 * math.exp(-2.0) / math.sqrt(2.0 * math.pi) / math.erf(math.sqrt(2.0)))
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class Initializer:
       zeros, constant(value)
     truncated: for the normal ones, whether samples are redrawn outside
       +-2 standard deviations, with the standard deviation pre-divided by
-      0.87962566103423978 so the truncated distribution keeps variance s^2
+      TRUNCATION_STDDEV (0.8796) so the truncated distribution keeps variance s^2
       (Keras's he_normal/glorot_normal do this; PyTorch's kaiming_normal_ and
       xavier_normal_ do not truncate).
     """

@@ -1,139 +1,21 @@
-"""The catalogue of Keras-vs-PyTorch default differences: fixed text per entry,
-numbers measured by test_defaults*.py in this run, rendered to
-docs/differences.md at session end when every entry was measured."""
+"""The defaults catalogue, measured: test_defaults*.py record numbers per entry
+(common.catalogue holds each entry's text), and at session end the rendered
+docs/differences.md is either written (`tox -e catalogue`, TWINBENCH_WRITE_CATALOGUE=1)
+or compared with the committed file: an ordinary run fails when that file is stale
+instead of rewriting it, so nothing in a test run writes into the repository."""
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import re
 
 import numpy as np
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "differences.md"
+from common.catalogue import DOC, ENTRIES, IDS
 
-# id -> (title, difference, keras, pytorch, twinbench mapping)
-ENTRIES: dict[str, tuple[str, str, str, str, str]] = {
-    "adam-epsilon": (
-        "Adam epsilon value",
-        "The default epsilon of Adam differs by a factor of ten.",
-        "`keras.optimizers.Adam(epsilon=1e-7)`",
-        "`torch.optim.Adam(eps=1e-8)`",
-        "`optimizer.epsilon` (default 1e-7) passed explicitly: `tf_impl/optimizers.py` make_optimizer, "
-        "`torch_impl/optimizers.py` make_optimizer (`eps=`)."),
-    "adam-epsilon-placement": (
-        "Adam epsilon placement",
-        "Keras adds epsilon to sqrt(v) before the bias correction (\"epsilon hat\"), PyTorch after it.",
-        "`w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`",
-        "`w -= lr * m_hat / (sqrt(v_hat) + eps)` (Kingma & Ba, Algorithm 1)",
-        "`optimizer.epsilon_convention` keras|paper: `tf_impl/optimizers.py` PaperAdam, "
-        "`torch_impl/optimizers.py` KerasAdam."),
-    "rmsprop-epsilon-placement": (
-        "RMSprop epsilon placement",
-        "Keras adds epsilon inside the square root, PyTorch outside.",
-        "`w -= lr * g / sqrt(v + eps)`",
-        "`w -= lr * g / (sqrt(v) + eps)`",
-        "`optimizer.epsilon_placement`: `tf_impl/optimizers.py` OutsideSqrtRMSprop, "
-        "`torch_impl/optimizers.py` InsideSqrtRMSprop."),
-    "adagrad-epsilon-placement": (
-        "Adagrad epsilon placement",
-        "Keras adds epsilon inside the square root, PyTorch outside (and defaults it to 1e-10).",
-        "`w -= lr * g / sqrt(acc + eps)`, eps 1e-7",
-        "`w -= lr * g / (sqrt(acc) + eps)`, eps 1e-10",
-        "`optimizer.epsilon_placement`: `tf_impl/optimizers.py` OutsideSqrtAdagrad, "
-        "`torch_impl/optimizers.py` InsideSqrtAdagrad."),
-    "adagrad-initial-accumulator": (
-        "Adagrad initial accumulator",
-        "The accumulator of squared gradients starts at 0.1 in Keras, at 0 in PyTorch.",
-        "`initial_accumulator_value=0.1`",
-        "`initial_accumulator_value=0`",
-        "`optimizer.initial_accumulator` (default 0.1) passed to both constructors."),
-    "rmsprop-rho": (
-        "RMSprop decay rate",
-        "The decay of the squared-gradient average is 0.9 in Keras (`rho`), 0.99 in PyTorch (`alpha`).",
-        "`rho=0.9`",
-        "`alpha=0.99`",
-        "`optimizer.rho` passed as Keras `rho` and torch `alpha`."),
-    "bn-momentum": (
-        "BatchNorm momentum convention",
-        "Keras's momentum weights the old moving value, PyTorch's weights the new batch statistic.",
-        "`moving = 0.99 * moving + 0.01 * batch` (momentum=0.99)",
-        "`running = 0.9 * running + 0.1 * batch` (momentum=0.1)",
-        "`network.batch_norm.momentum` in the Keras sense; `torch_impl/model.py` batch_norm_layer passes `1 - momentum`."),
-    "bn-epsilon": (
-        "BatchNorm epsilon",
-        "The variance epsilon inside the square root differs.",
-        "`epsilon=1e-3`",
-        "`eps=1e-5`",
-        "`network.batch_norm.epsilon` (default 1e-3) passed to both layers."),
-    "bn-running-variance": (
-        "BatchNorm running variance: biased vs unbiased",
-        "Both normalize with the biased batch variance; the moving variance takes the biased one in "
-        "Keras, the unbiased (n / (n - 1)) one in PyTorch.",
-        "`moving_var <- m * moving_var + (1 - m) * var_biased`",
-        "`running_var <- (1 - p) * running_var + p * var_biased * n / (n - 1)`",
-        "`network.batch_norm.running_variance`: `tf_impl/model.py` UnbiasedBatchNormalization, "
-        "`torch_impl/model.py` BiasedBatchNorm1d."),
-    "bn-batch-size-1": (
-        "BatchNorm with one example per batch in training",
-        "With a single example the batch variance is 0: Keras normalizes every unit to beta silently "
-        "(the hidden layer carries no information), PyTorch raises.",
-        "returns beta, no error",
-        "`ValueError: Expected more than 1 value per channel when training`",
-        "`common/config.py` validate rejects batch norm with `training.batch_size` < 2 (SpecError), "
-        "called by both build_model functions."),
-    "cce-clipping": (
-        "Categorical cross-entropy: clipped probabilities vs logits",
-        "Keras's loss on probabilities clips p / sum(p) to [1e-7, 1 - 1e-7] (loss capped at 16.1, "
-        "gradient 0 beyond); PyTorch's cross_entropy works on logits, exact.",
-        "`-sum t log clip(p / sum p, eps, 1 - eps)`",
-        "`-sum t log_softmax(z)`",
-        "`loss.formula` clipped|logits: `tf_impl/losses.py` and `torch_impl/losses.py` per_example_loss."),
-    "bce-clipping": (
-        "Binary cross-entropy: clipped probabilities vs log clamp vs logits",
-        "Keras clips p to [1e-7, 1 - 1e-7] (loss <= 16.1 per output); torch's BCELoss clamps log(p) "
-        "at -100; BCEWithLogits is exact.",
-        "`-mean(t log clip(p) + (1 - t) log(1 - clip(p)))`",
-        "`BCELoss: -mean(t max(log p, -100) + ...)`; `BCEWithLogitsLoss` exact softplus form",
-        "`loss.formula` clipped|logits: `tf_impl/losses.py`, `torch_impl/losses.py` (clip, never BCELoss)."),
-    "leaky-relu-slope": (
-        "Leaky ReLU default slope",
-        "The negative-side slope of the default layer differs by 30x.",
-        "`keras.layers.LeakyReLU()` negative_slope 0.3",
-        "`nn.LeakyReLU()` negative_slope 0.01",
-        "`network.leaky_relu_slope` (default 0.01) passed to both layers (`*/model.py` activation_layer); "
-        "in float64 runs tf_impl's slope is still float32-rounded (see keras-float32-hyperparameters)."),
-    "he-normal-truncation": (
-        "he_normal truncation",
-        "Keras's he_normal redraws beyond 2 sd of a normal whose sd is pre-divided by 0.8796; "
-        "torch's kaiming_normal_ is a plain normal.",
-        "truncnorm(-2, 2) * sqrt(2 / fan_in) / 0.8796",
-        "N(0, sqrt(2 / fan_in))",
-        "`Initializer.truncated`: `tf_impl/model.py` VarianceScaling truncated/untruncated, "
-        "`torch_impl/model.py` make_initializer (trunc_normal_ with sd / 0.8796)."),
-    "kernel-layout": (
-        "Kernel layout",
-        "Keras kernels are (in, out), nn.Linear weights (out, in): loading without transposing fails "
-        "(non-square) or silently scrambles the network (reshape).",
-        "`Dense.kernel` (in, out), `y = x @ W`",
-        "`Linear.weight` (out, in), `y = x @ W.T`",
-        "canonical layout (in, out): `torch_impl/model.py` get_weights/set_weights transpose at the boundary."),
-    "sgd-momentum-lr-change": (
-        "SGD momentum under a changing learning rate",
-        "Keras keeps lr inside the velocity, PyTorch applies the current lr to the whole buffer: the "
-        "same while lr is constant, different once it changes.",
-        "`v = m v - lr g; w += v`",
-        "`b = m b + g; w -= lr b`",
-        "the spec's learning rate is constant within a run; `torch_impl/optimizers.py` "
-        "get_optimizer_state reports velocity = -lr * buffer."),
-    "keras-float32-hyperparameters": (
-        "Keras float32 hyperparameters in float64 runs",
-        "Keras stores a Python-float learning rate in a floatx (float32) variable and casts Python-float "
-        "hyperparameters through float32 (0.9 -> 0.8999999761581421); tf.nn.leaky_relu's slope is a float32 attribute.",
-        "`learning_rate` variable float32; `ops.cast(0.9, float64)` via float32",
-        "hyperparameters are Python floats used in the tensor's dtype",
-        "`tf_impl/optimizers.py` make_optimizer passes np.float64 scalars (and a callable learning rate) in float64 runs; "
-        "`tf_impl/model.py` activation_layer computes leaky ReLU as tf.where(x > 0, x, slope * x) with the slope in the "
-        "run's dtype, since tf.nn.leaky_relu keeps it as a float32 attribute."),
-}
-IDS = tuple(ENTRIES)
+WRITE_ENV = "TWINBENCH_WRITE_CATALOGUE"
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+ROUNDING_LEVEL = 1e-10  # measured differences below this are float64 rounding noise, not effects
+
 MEASURED: dict[str, dict[str, object]] = {}
 
 
@@ -153,11 +35,12 @@ def _fmt(v) -> str:
 
 def render() -> str:
     lines = ["# Keras 3 vs PyTorch: default differences that break parity", "",
-             "Generated by `parity_tests/test_defaults*.py` (do not edit by hand). Each entry: the",
-             "difference, both frameworks' default/formula, the effect measured in the last full",
-             "run of the parity suite (float64 unless said; relative differences are the largest",
-             "entry-wise |a - b| over the largest magnitude), and how twinbench maps the spec onto",
-             "each framework so that parity holds.", ""]
+             "Generated by `tox -e catalogue` from `parity_tests/test_defaults*.py` (do not edit by",
+             "hand; an ordinary `tox` run fails when this file no longer matches what it measures).",
+             "Each entry: the difference, both frameworks' default/formula, the effect measured",
+             "(float64 unless said; relative differences are the largest entry-wise |a - b| over the",
+             "largest magnitude), and how twinbench maps the spec onto each framework so that parity",
+             "holds.", ""]
     lines += [f"- [{ENTRIES[i][0]}](#{i})" for i in IDS] + [""]
     for i in IDS:
         title, diff, keras, torch, mapping = ENTRIES[i]
@@ -168,9 +51,36 @@ def render() -> str:
     return "\n".join(lines)
 
 
-def render_if_complete() -> Path | None:
-    """Write docs/differences.md atomically when every entry was measured in this session."""
-    if set(MEASURED) != set(IDS):
-        return None
-    from common.files import write_text
-    return write_text(DOC, render())
+def complete() -> bool:
+    """Whether every entry was measured in this session."""
+    return set(MEASURED) == set(IDS)
+
+
+def stale_reason(committed: str, rendered: str) -> str | None:
+    """Why the committed catalogue does not match this run's (None when it does): the
+    text with numbers masked must be identical; each number must agree within 1%, or both
+    be rounding noise (< ROUNDING_LEVEL in magnitude), as reruns on other CPUs may differ
+    in the last digits."""
+    a, b = committed.splitlines(), rendered.splitlines()
+    if len(a) != len(b):
+        return f"{len(a)} lines committed, {len(b)} rendered"
+    for k, (x, y) in enumerate(zip(a, b), 1):
+        if NUMBER.sub("#", x) != NUMBER.sub("#", y):
+            return f"line {k} differs: {x.strip()!r} vs {y.strip()!r}"
+        for u, v in zip(map(float, NUMBER.findall(x)), map(float, NUMBER.findall(y))):
+            noise = max(abs(u), abs(v)) < ROUNDING_LEVEL
+            if not noise and abs(u - v) > 1e-2 * max(abs(u), abs(v)):
+                return f"line {k}: {u:g} committed, {v:g} measured: {y.strip()!r}"
+    return None
+
+
+def finish() -> tuple[str, str | None]:
+    """At session end, with every entry measured: ('written', path) when asked to write,
+    else ('current', None) or ('stale', reason)."""
+    rendered = render()
+    if os.environ.get(WRITE_ENV) == "1":
+        from common.files import write_text
+        return "written", str(write_text(DOC, rendered))
+    committed = DOC.read_text() if DOC.exists() else ""
+    reason = stale_reason(committed, rendered) if committed else f"{DOC} is missing"
+    return ("stale", reason) if reason else ("current", None)

@@ -1,6 +1,5 @@
 """Accuracy parity (slow, opt-in with --run-slow): conf5 trained for 3 epochs with
-3 seeds in each framework, using the fastest variant that exists (tf_impl.fast /
-torch_impl.fast, else the book loop). Seed i gives both frameworks the same
+3 seeds in each framework, with the fast variants. Seed i gives both frameworks the same
 canonical initial weights (ref.init_weights) and shuffle order, so the pairs
 differ only by the frameworks' arithmetic.
 
@@ -9,46 +8,27 @@ Final test accuracies: Welch's t-test and the Welch TOST equivalence test
 differences, which is the one asserted: with 3 seeds the seed-to-seed spread
 (sd ~0.002-0.004 measured) leaves the unpaired TOST without power (measured
 p = 0.07 with equal means when each framework drew its own initialization).
-The numbers are printed and, when bench/results/ exists, written there as JSON.
+The numbers are printed (a test run writes nothing into the repository).
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.stats
 
+import frameworks
+from common import stats as common_stats
 from common.config import load_spec
 from parity_tests import harness as H
 
 EPOCHS, SEEDS, MARGIN, LEVEL = 3, (1, 2, 3), 0.005, 0.05
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 
 
-def fastest(fw: str):
-    """(module with fit, variant name): tf_impl.fast / torch_impl.fast if present, else the book."""
-    name = f"{'tf' if fw == 'tf' else 'torch'}_impl.fast"
-    if importlib.util.find_spec(name) is not None:
-        return importlib.import_module(name), "fast"
-    return H.impl(fw), "book"
-
-
-def tost(a: np.ndarray, b: np.ndarray, margin: float, paired: bool = False) -> float:
-    """p-value of the two one-sided tests of H0: |mean(a) - mean(b)| >= margin
-    (Welch's, or one-sample t-tests on a - b when paired)."""
-    if paired:
-        d = a - b
-        lower = scipy.stats.ttest_1samp(d, -margin, alternative="greater").pvalue
-        upper = scipy.stats.ttest_1samp(d, margin, alternative="less").pvalue
-    else:
-        lower = scipy.stats.ttest_ind(a, b - margin, equal_var=False, alternative="greater").pvalue
-        upper = scipy.stats.ttest_ind(a, b + margin, equal_var=False, alternative="less").pvalue
-    return float(max(lower, upper))
+def tost(a, b, margin: float, paired: bool = False) -> float:
+    return common_stats.tost(a, b, margin, paired=paired)["p"]
 
 
 def test_tost_helper():
@@ -67,7 +47,7 @@ def test_conf5_accuracy_parity():
     from common.data import load_mnist
     accuracy, variants, seconds = {}, {}, {}
     for fw in H.FRAMEWORKS:
-        module, variants[fw] = fastest(fw)
+        module, variants[fw] = frameworks.get(fw).variant("fast"), "fast"
         base = load_spec("conf5")
         data = load_mnist(standardize=base.training.standardize, dtype=base.training.dtype)
         accuracy[fw], seconds[fw] = [], []
@@ -92,7 +72,4 @@ def test_conf5_accuracy_parity():
               "equivalent_at_0.05": {"welch_tost": p_tost < LEVEL, "paired_tost": p_paired < LEVEL},
               "train_seconds": seconds}
     print("\naccuracy parity:", json.dumps(report, indent=2))
-    if RESULTS.is_dir():
-        from common.files import write_json
-        write_json(RESULTS / "accuracy_parity_conf5.json", report)
     assert p_paired < LEVEL, f"not shown equivalent within {MARGIN}: {report}"

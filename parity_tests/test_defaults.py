@@ -11,11 +11,12 @@ import tensorflow as tf
 import torch
 from keras import ops
 
+from common import reference as ref
 from common.config import load_spec
 from common.spec import SGD, Adagrad, Adam, RMSprop
 from parity_tests import catalogue
 from parity_tests import harness as H
-from parity_tests.tolerances import DEFAULT_BREAK_FACTOR, tol
+from common.tolerances import DEFAULT_BREAK_FACTOR, tol
 
 STEPS = 20
 BASE = H.with_dtype(load_spec("conf5"), "float64")  # relu + he_normal / softmax + CCE, batch 64
@@ -48,7 +49,7 @@ def test_adam_epsilon():
     keras_eps, torch_eps = keras.optimizers.Adam().epsilon, torch_defaults(torch.optim.Adam)["eps"]
     assert (keras_eps, torch_eps) == (1e-7, 1e-8)
     spec, w, data, expected = setup(Adam(learning_rate=0.001, epsilon=1e-7, epsilon_convention="paper"))
-    raw = H.update_diff(w, H.framework_run("torch", spec, w, data, optimizer=lambda p: torch.optim.Adam(p, lr=0.001)), expected)
+    raw = H.update_diff(w, H.framework_run("torch", spec, w, data, optimizer=lambda m: torch.optim.Adam(m.parameters(), lr=0.001)), expected)
     assert raw > BREAK
     catalogue.record("adam-epsilon", keras_default=keras_eps, torch_default=torch_eps,
                      **{f"torch.optim.Adam(lr) default eps vs spec eps 1e-7 (paper form), update difference after {STEPS} steps": raw,
@@ -61,9 +62,9 @@ def keras_adam():
 
 def test_adam_epsilon_placement():
     out = {}
-    for conv, fw, make, label in (("keras", "torch", lambda: lambda p: torch.optim.Adam(p, lr=0.001, eps=1e-7),
+    for conv, fw, make, label in (("keras", "torch", lambda: lambda m: torch.optim.Adam(m.parameters(), lr=0.001, eps=1e-7),
                                    "torch.optim.Adam (paper form)"),
-                                  ("paper", "tf", keras_adam, "keras Adam (epsilon hat)")):
+                                  ("paper", "tf", lambda: lambda m: keras_adam(), "keras Adam (epsilon hat)")):
         spec, w, data, expected = setup(Adam(learning_rate=0.001, epsilon=1e-7, epsilon_convention=conv))
         first = H.update_diff(w, H.framework_run(fw, spec, w, data[:1], optimizer=make()), H.ref_run(spec, w, data[:1]))
         raw = H.update_diff(w, H.framework_run(fw, spec, w, data, optimizer=make()), expected)
@@ -87,17 +88,19 @@ def _placement(name, spec_opt, torch_raw, keras_raw, keras_name):
 
 def test_rmsprop_epsilon_placement():
     _placement("rmsprop", lambda pl: RMSprop(learning_rate=0.001, rho=0.9, epsilon=1e-7, epsilon_placement=pl),
-               lambda: lambda p: torch.optim.RMSprop(p, lr=0.001, alpha=0.9, eps=1e-7),
-               lambda: keras.optimizers.RMSprop(learning_rate=lambda: f64(0.001), rho=f64(0.9), epsilon=f64(1e-7)),
+               lambda: lambda m: torch.optim.RMSprop(m.parameters(), lr=0.001, alpha=0.9, eps=1e-7),
+               lambda: lambda m: keras.optimizers.RMSprop(learning_rate=lambda: f64(0.001), rho=f64(0.9),
+                                                          epsilon=f64(1e-7)),
                "keras RMSprop")
 
 
 def test_adagrad_epsilon_placement():
     assert (keras.optimizers.Adagrad().epsilon, torch_defaults(torch.optim.Adagrad)["eps"]) == (1e-7, 1e-10)
     _placement("adagrad", lambda pl: Adagrad(learning_rate=0.01, initial_accumulator=0.1, epsilon=1e-7, epsilon_placement=pl),
-               lambda: lambda p: torch.optim.Adagrad(p, lr=0.01, initial_accumulator_value=0.1, eps=1e-7),
-               lambda: keras.optimizers.Adagrad(learning_rate=lambda: f64(0.01), initial_accumulator_value=f64(0.1),
-                                                epsilon=f64(1e-7)), "keras Adagrad")
+               lambda: lambda m: torch.optim.Adagrad(m.parameters(), lr=0.01, initial_accumulator_value=0.1, eps=1e-7),
+               lambda: lambda m: keras.optimizers.Adagrad(learning_rate=lambda: f64(0.01),
+                                                          initial_accumulator_value=f64(0.1), epsilon=f64(1e-7)),
+               "keras Adagrad")
 
 
 def test_adagrad_initial_accumulator():
@@ -107,7 +110,7 @@ def test_adagrad_initial_accumulator():
     spec, w, data, expected = setup(Adagrad(learning_rate=0.01, initial_accumulator=0.1, epsilon=1e-7,
                                             epsilon_placement="outside_sqrt"))
     raw = H.update_diff(w, H.framework_run("torch", spec, w, data,
-                                           optimizer=lambda p: torch.optim.Adagrad(p, lr=0.01, eps=1e-7)), expected)
+                                           optimizer=lambda m: torch.optim.Adagrad(m.parameters(), lr=0.01, eps=1e-7)), expected)
     assert raw > BREAK
     catalogue.record("adagrad-initial-accumulator", keras_default=keras_acc, torch_default=torch_acc,
                      **{f"torch.optim.Adagrad(lr, eps) default accumulator 0 vs spec 0.1, update difference after {STEPS} steps": raw,
@@ -119,7 +122,7 @@ def test_rmsprop_rho():
     assert (keras_rho, torch_alpha) == (0.9, 0.99)
     spec, w, data, expected = setup(RMSprop(learning_rate=0.001, rho=0.9, epsilon=1e-7, epsilon_placement="outside_sqrt"))
     raw = H.update_diff(w, H.framework_run("torch", spec, w, data,
-                                           optimizer=lambda p: torch.optim.RMSprop(p, lr=0.001, eps=1e-7)), expected)
+                                           optimizer=lambda m: torch.optim.RMSprop(m.parameters(), lr=0.001, eps=1e-7)), expected)
     assert raw > BREAK
     catalogue.record("rmsprop-rho", keras_default=keras_rho, torch_default=torch_alpha,
                      **{f"torch.optim.RMSprop(lr, eps) default alpha 0.99 vs spec rho 0.9, update difference after {STEPS} steps": raw,
@@ -145,14 +148,16 @@ def test_sgd_momentum_lr_change():
     keras_form = H.ref_run(spec, w, data, lr=lrs)
     rw, buf = {k: v.astype(np.float64) for k, v in w.items()}, None
     for (x, y), lr in zip(data, lrs):  # torch's buffer form, written out
-        _, g = H.ref.loss_and_gradients(rw, spec, x, y)
+        _, g = ref.loss_and_gradients(rw, spec, x, y)
         buf = g if buf is None else {n: 0.9 * buf[n] + g[n] for n in g}
         rw = {n: v - lr * buf[n] if n in buf else v for n, v in rw.items()}
-    keras_w = H.framework_run("tf", spec, w, data, optimizer=keras.optimizers.SGD(learning_rate=_StepDown(at), momentum=f64(0.9)))
+    keras_w = H.framework_run("tf", spec, w, data,
+                              optimizer=lambda m: keras.optimizers.SGD(learning_rate=_StepDown(at), momentum=f64(0.9)))
 
-    def torch_run(steps):
+    def torch_run(steps):  # torch's own SGD, its learning rate changed between steps
         model = H.impl("torch").build_model(spec, seed=1)
         H.impl("torch").set_weights(model, w)
+        model.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         for k, (x, y) in enumerate(data[:steps]):
             for group in model.optimizer.param_groups:
                 group["lr"] = lrs[k]
@@ -180,7 +185,7 @@ def test_keras_float32_hyperparameters():
     for opt, raw_opt in ((SGD(learning_rate=0.01, momentum=0.9), keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)),
                          (Adam(learning_rate=0.001), keras.optimizers.Adam(learning_rate=0.001))):  # all Python floats
         spec, w, data, expected = setup(opt)
-        raw = H.update_diff(w, H.framework_run("tf", spec, w, data, optimizer=raw_opt), expected)
+        raw = H.update_diff(w, H.framework_run("tf", spec, w, data, optimizer=lambda m, o=raw_opt: o), expected)
         assert raw > BREAK
         out[f"keras {opt.name} with Python-float hyperparameters, float64 run, update difference after {STEPS} steps"] = raw
         out[f"twinbench mapping ({opt.name}: np.float64 scalars), same"] = mapped(spec, w, data, expected, f"float64 {opt.name}")

@@ -10,9 +10,11 @@ import numpy as np
 import tensorflow as tf
 
 from common.data import epoch_permutation
+from common.history import check_epoch
 from common.spec import Spec
 from tf_impl.losses import one_hot, per_example_loss
 from tf_impl.model import device_name
+from tf_impl.optimizers import update
 from tf_impl.training import as_inputs, evaluate
 
 _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(spec, n): compiled epoch}
@@ -37,7 +39,7 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
         with tf.GradientTape() as tape:
             z = model(xb, training=True)
             loss = tf.reduce_mean(per_example_loss(spec, tb, z))
-        model.optimizer.apply(tape.gradient(loss, variables), variables)
+        update(model.optimizer, tape.gradient(loss, variables), variables)  # the book optimizer's own step
         correct = tf.reduce_sum(tf.cast(tf.argmax(z, -1) == tf.argmax(tb, -1), z.dtype))
         return loss * tf.cast(tf.shape(xb)[0], z.dtype), correct
 
@@ -62,7 +64,7 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
 # --- section: fit ---
 
 
-def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None,
+def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None, initial_epoch: int = 0,
         on_epoch: Callable[[dict], None] | None = None, progress=None) -> list[dict]:
     """Train like `tf_impl.fit` (same order, same updates), one compiled graph per epoch.
 
@@ -76,7 +78,7 @@ def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None,
         ts = one_hot(spec, y)
         run = compile_epoch(model, spec, n)
         history = []
-        for epoch in range(epochs or spec.training.epochs):
+        for epoch in range(initial_epoch, epochs or spec.training.epochs):
             order = epoch_permutation(spec.training.seed, epoch, n) if spec.training.shuffle else np.arange(n)
             start = time.perf_counter()
             loss_sum, correct = run(xs, ts, tf.constant(order, tf.int32))
@@ -87,4 +89,5 @@ def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None,
                    "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds}
             history.append(row)
             on_epoch(row) if on_epoch else None
+            check_epoch(spec, row)  # a non-finite loss ends the run here (common.history.Diverged)
     return history

@@ -12,8 +12,8 @@ import tensorflow as tf  # noqa: E402
 from common import canonical  # noqa: E402
 from common.config import validate  # noqa: E402
 from common.spec import Initializer, Spec  # noqa: E402
-
-TRUNCATION_STDDEV = 0.87962566103423978  # stddev of a unit normal truncated at +-2
+from tf_impl.losses import SpecLoss  # noqa: E402
+from tf_impl.optimizers import make_optimizer  # noqa: E402
 
 # --- section: device ---
 
@@ -92,9 +92,6 @@ def build_model(spec: Spec, seed: int | None = None, device: str = "cpu") -> ker
     output activation is applied inside the loss (tf_impl.losses), so the
     cross-entropy formula is the spec's, not Keras's `_keras_logits` shortcut.
     """
-    from tf_impl.losses import SpecLoss
-    from tf_impl.optimizers import make_optimizer
-
     validate(spec)
     seed = spec.training.seed if seed is None else seed
     net, dtype = spec.network, spec.training.dtype

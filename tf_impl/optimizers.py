@@ -1,4 +1,8 @@
-"""The spec's optimizer in Keras 3: built-ins where their formula is the spec's."""
+"""The spec's optimizer in Keras 3: built-ins where their formula is the spec's.
+
+`update` (Keras's `apply`) is what the book's `fit` and tf_impl.fast's compiled loop
+both call: one formula, two speeds.
+"""
 from __future__ import annotations
 
 import keras
@@ -7,6 +11,16 @@ from keras import ops
 
 from common import canonical
 from common.spec import Spec
+
+# --- section: update_rules ---
+
+
+def update(optimizer: keras.optimizers.Optimizer, grads: list, variables: list) -> None:
+    """One step of the spec's optimizer on every weight: Keras's own `apply`, i.e. each
+    optimizer's update_step (the built-ins' where their formula is the spec's, the classes
+    below where it is not). TF: the step count is the optimizer's `iterations`."""
+    optimizer.apply(grads, variables)
+
 
 # --- section: custom_optimizers ---
 
@@ -80,17 +94,31 @@ def make_optimizer(spec: Spec) -> keras.optimizers.Optimizer:
 # --- section: get_optimizer_state ---
 
 
-def get_optimizer_state(model: keras.Model, spec: Spec) -> dict[str, np.ndarray]:
-    """The optimizer's state in the canonical layout (`<slot>/<weight>`, `step`)."""
+def _entries(model: keras.Model, spec: Spec) -> dict[str, keras.Variable]:
+    """Canonical state name -> the optimizer's variable."""
     opt, names = model.optimizer, canonical.trainable_names(spec)
     slots = {"velocity": getattr(opt, "momentums", None), "accumulator": getattr(opt, "_accumulators", None),
              "m": getattr(opt, "_momentums", None),
              "v": getattr(opt, "_velocities", None), "a": getattr(opt, "_average_gradients", None)}
-    state = {}
+    out = {}
     for entry in canonical.state_names(spec):
-        if entry == "step":
-            state["step"] = np.asarray(float(opt.iterations.numpy()))
-            continue
-        slot, weight = entry.split("/", 1)
-        state[entry] = slots[slot][names.index(weight)].numpy().copy()
-    return state
+        if entry == "step":  # TF: Keras counts steps in an int64 variable
+            out[entry] = opt.iterations
+        else:
+            slot, weight = entry.split("/", 1)
+            out[entry] = slots[slot][names.index(weight)]
+    return out
+
+
+def get_optimizer_state(model: keras.Model, spec: Spec) -> dict[str, np.ndarray]:
+    """The optimizer's state in the canonical layout (`<slot>/<weight>`, `step`)."""
+    return {name: np.asarray(v.numpy(), dtype=spec.training.dtype if name == "step" else None).copy()
+            for name, v in _entries(model, spec).items()}
+
+
+def set_optimizer_state(model: keras.Model, spec: Spec, state: dict[str, np.ndarray]) -> None:
+    """Load optimizer state in the canonical layout (exactly); nothing changes unless every
+    name and shape fits."""
+    canonical.check_shapes(state, canonical.state_shapes(spec), "optimizer state")
+    for name, v in _entries(model, spec).items():
+        v.assign(np.asarray(state[name]).astype(v.dtype))

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from common import canonical
 from common.data import epoch_permutation
+from common.history import check_epoch
 from common.spec import Spec
 from tf_impl.losses import SpecLoss, one_hot
 from tf_impl.model import device_name, get_weights, set_weights
@@ -76,18 +77,19 @@ class _Progress(keras.callbacks.Callback):
         self.bar.update(1)
 
 
-def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None,
+def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None, initial_epoch: int = 0,
         on_epoch: Callable[[dict], None] | None = None, progress=None) -> list[dict]:
     """Train with `model.fit`, one call per epoch on the epoch's shared shuffle order.
 
-    data: (x_train, y_train, x_eval, y_eval). Returns one dict per epoch with
+    data: (x_train, y_train, x_eval, y_eval); epochs run from initial_epoch to `epochs`
+    (the spec's by default), as Keras counts them. Returns one dict per epoch with
     epoch, loss, accuracy (running means over the epoch, as Keras reports them),
     val_loss, val_accuracy and seconds (training time of the epoch).
     """
     x, y, x_eval, y_eval = data
     x, t = as_inputs(spec, x), one_hot(spec, y).numpy()
     history = []
-    for epoch in range(epochs or spec.training.epochs):
+    for epoch in range(initial_epoch, epochs or spec.training.epochs):
         order = epoch_permutation(spec.training.seed, epoch, len(x)) if spec.training.shuffle else slice(None)
         bar = progress(epoch) if progress else None
         start = time.perf_counter()
@@ -102,4 +104,5 @@ def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None,
                "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds}
         history.append(row)
         on_epoch(row) if on_epoch else None
+        check_epoch(spec, row)  # a non-finite loss ends the run here (common.history.Diverged)
     return history

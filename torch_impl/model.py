@@ -11,9 +11,8 @@ import torch.nn.functional as F
 
 from common import canonical
 from common.config import validate
-from common.spec import Initializer, Spec
-
-TRUNCATION_STDDEV = 0.87962566103423978  # stddev of a unit normal truncated at +-2
+from common.spec import TRUNCATION_STDDEV, Initializer, Spec
+from torch_impl.optimizers import make_optimizer
 
 # --- section: device ---
 
@@ -97,8 +96,6 @@ def build_model(spec: Spec, seed: int | None = None, device: str = "cpu") -> nn.
     output activation is applied inside the loss (torch_impl.losses), as the
     Keras side does.
     """
-    from torch_impl.optimizers import make_optimizer
-
     validate(spec)
     seed = spec.training.seed if seed is None else seed
     net, dtype = spec.network, getattr(torch, spec.training.dtype)
@@ -121,7 +118,8 @@ def build_model(spec: Spec, seed: int | None = None, device: str = "cpu") -> nn.
                                 ("output", dense(net.hidden_units, net.output_units, net.output_kernel_init,
                                                  net.output_bias_init, seed + 2))]))
     model.to(device=device_name(device), dtype=dtype)
-    model.optimizer = make_optimizer(spec, model)
+    trainable = canonical.trainable_names(spec)
+    model.optimizer = make_optimizer(spec, {n: v for n, v in _variables(model).items() if n in trainable})
     model.device = device
     return model
 

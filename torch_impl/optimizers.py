@@ -1,112 +1,139 @@
-"""The spec's optimizer in PyTorch: built-ins where their formula is the spec's."""
+"""The spec's optimizer in PyTorch: each update rule written once, as the spec states it.
+
+`update` (one traceable function per optimizer, in place, step count a tensor in the
+spec's dtype) is what `SpecOptimizer.step()` applies in the book loop and what
+torch_impl.fast traces into its compiled loop: one formula, two speeds.
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from common import canonical
-from common.spec import Spec
+from common.spec import SGD, Adagrad, Adam, RMSprop, Spec
+
+# --- section: update_rules ---
+
+
+def _sgd(o: SGD, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Tensor) -> None:
+    # PT: the Keras form (lr inside the velocity); torch.optim.SGD keeps b = m b + g, w -= lr b
+    if o.momentum == 0:
+        w.sub_(g * o.learning_rate)
+        return
+    v = s["velocity"]
+    v.copy_(v * o.momentum - g * o.learning_rate)
+    w.add_(v * o.momentum - g * o.learning_rate if o.nesterov else v)
+
+
+def _adagrad(o: Adagrad, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Tensor) -> None:
+    acc = s["accumulator"]
+    acc.add_(torch.square(g))
+    if o.epsilon_placement == "inside_sqrt":
+        w.sub_(o.learning_rate * g / torch.sqrt(acc + o.epsilon))
+    else:  # PT: torch.optim.Adagrad's form
+        w.sub_(o.learning_rate * g / (torch.sqrt(acc) + o.epsilon))
+
+
+def _rmsprop(o: RMSprop, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Tensor) -> None:
+    v = s["v"]
+    v.copy_(o.rho * v + (1.0 - o.rho) * torch.square(g))
+    d = v
+    if o.centered:
+        a = s["a"]
+        a.copy_(o.rho * a + (1.0 - o.rho) * g)
+        d = v - torch.square(a)
+    if o.epsilon_placement == "inside_sqrt":
+        w.sub_(o.learning_rate * g / torch.sqrt(d + o.epsilon))
+    else:  # PT: torch.optim.RMSprop's form
+        w.sub_(o.learning_rate * g / (torch.sqrt(d) + o.epsilon))
+
+
+def _adam(o: Adam, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Tensor) -> None:
+    m, v = s["m"], s["v"]
+    m.add_((g - m) * (1.0 - o.beta_1))
+    v.add_((torch.square(g) - v) * (1.0 - o.beta_2))
+    b1t, b2t = o.beta_1 ** t, o.beta_2 ** t  # t: a tensor in the weights' dtype, as Keras casts it
+    if o.epsilon_convention == "keras":
+        alpha = o.learning_rate * torch.sqrt(1.0 - b2t) / (1.0 - b1t)
+        w.sub_(m * alpha / (torch.sqrt(v) + o.epsilon))
+    else:  # PT: torch.optim.Adam's form (Kingma & Ba)
+        w.sub_(o.learning_rate * (m / (1.0 - b1t)) / (torch.sqrt(v / (1.0 - b2t)) + o.epsilon))
+
+
+_RULES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam}
+
+
+def update(spec: Spec, w: torch.Tensor, g: torch.Tensor, slots: dict[str, torch.Tensor],
+           t: torch.Tensor) -> None:
+    """One step of the spec's optimizer on one weight, in place: `slots` its state
+    (canonical slot names), t this step's number (1 for the first step)."""
+    _RULES[spec.optimizer.name](spec.optimizer, w, g, slots, t)
+
 
 # --- section: custom_optimizers ---
 
 
-class KerasAdam(torch.optim.Adam):
-    """PT: PyTorch's Adam is Kingma & Ba's form; this adds epsilon before bias correction (Keras's)."""
+class SpecOptimizer(torch.optim.Optimizer):
+    """A torch.optim optimizer whose `step()` applies the spec's `update` to each parameter.
+
+    PT: state lives in `state[param][slot]` under the canonical slot names, and one step
+    count `t` (a tensor in the parameters' dtype) serves every parameter."""
+
+    def __init__(self, spec: Spec, named_params: dict[str, torch.nn.Parameter]):
+        params = list(named_params.values())
+        super().__init__(params, {"lr": spec.optimizer.learning_rate})
+        self.spec, self.names = spec, list(named_params)
+        start = getattr(spec.optimizer, "initial_accumulator", 0.0)
+        for p in params:
+            self.state[p] = {slot: torch.full_like(p, start if slot == "accumulator" else 0.0,
+                                                   memory_format=torch.contiguous_format)
+                             for slot in canonical.slot_names(spec)}
+        self.t = torch.zeros((), dtype=params[0].dtype, device=params[0].device)
 
     @torch.no_grad()
     def step(self, closure=None):
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for w in (p for p in group["params"] if p.grad is not None):
-                s, g = self.state[w], w.grad
-                if not s:
-                    s["step"] = torch.tensor(0.0, dtype=torch.float64)
-                    s["exp_avg"], s["exp_avg_sq"] = torch.zeros_like(w), torch.zeros_like(w)
-                s["step"] += 1
-                t = s["step"].item()
-                s["exp_avg"].mul_(b1).add_(g, alpha=1.0 - b1)
-                s["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1.0 - b2)
-                alpha = group["lr"] * (1.0 - b2 ** t) ** 0.5 / (1.0 - b1 ** t)
-                w.sub_(alpha * s["exp_avg"] / (s["exp_avg_sq"].sqrt() + group["eps"]))
-
-
-class InsideSqrtAdagrad(torch.optim.Adagrad):
-    """PT: PyTorch adds epsilon outside the square root; this adds it inside (Keras's form)."""
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for w in (p for p in group["params"] if p.grad is not None):
-                acc, g = self.state[w]["sum"], w.grad
-                acc.addcmul_(g, g)
-                w.sub_(group["lr"] * g / torch.sqrt(acc + group["eps"]))
-
-
-class InsideSqrtRMSprop(torch.optim.RMSprop):
-    """PT: PyTorch adds epsilon outside the square root; this adds it inside (Keras's form)."""
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            rho = group["alpha"]
-            for w in (p for p in group["params"] if p.grad is not None):
-                s, g = self.state[w], w.grad
-                if not s:
-                    s["square_avg"] = torch.zeros_like(w)
-                    s["grad_avg"] = torch.zeros_like(w)
-                s["square_avg"].mul_(rho).addcmul_(g, g, value=1.0 - rho)
-                d = s["square_avg"]
-                if group["centered"]:
-                    s["grad_avg"].mul_(rho).add_(g, alpha=1.0 - rho)
-                    d = d - torch.square(s["grad_avg"])
-                w.sub_(group["lr"] * g / torch.sqrt(d + group["eps"]))
+        self.t.add_(1)
+        for p in self.param_groups[0]["params"]:
+            if p.grad is not None:
+                update(self.spec, p, p.grad, self.state[p], self.t)
 
 
 # --- section: make_optimizer ---
 
 
-def make_optimizer(spec: Spec, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The spec's optimizer with every hyperparameter passed explicitly."""
-    o, k, params = spec.optimizer, torch.optim, list(model.parameters())
-    if o.name == "sgd":
-        # PT: b = m*b + g; w -= lr*b equals Keras's velocity form while lr is constant
-        return k.SGD(params, lr=o.learning_rate, momentum=o.momentum, nesterov=o.nesterov,
-                     dampening=0.0, weight_decay=0.0)
-    if o.name == "adagrad":
-        cls = InsideSqrtAdagrad if o.epsilon_placement == "inside_sqrt" else k.Adagrad
-        return cls(params, lr=o.learning_rate, initial_accumulator_value=o.initial_accumulator,
-                   eps=o.epsilon, lr_decay=0.0, weight_decay=0.0)
-    if o.name == "rmsprop":
-        cls = InsideSqrtRMSprop if o.epsilon_placement == "inside_sqrt" else k.RMSprop
-        return cls(params, lr=o.learning_rate, alpha=o.rho, momentum=0.0, eps=o.epsilon,
-                   centered=o.centered, weight_decay=0.0)
-    cls = KerasAdam if o.epsilon_convention == "keras" else k.Adam
-    return cls(params, lr=o.learning_rate, betas=(o.beta_1, o.beta_2), eps=o.epsilon,
-               amsgrad=False, weight_decay=0.0)
+def make_optimizer(spec: Spec, named_params: dict[str, torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The spec's optimizer over the model's trainable parameters (canonical name -> parameter)."""
+    return SpecOptimizer(spec, named_params)
 
 
 # --- section: get_optimizer_state ---
 
 
+def _entries(model: torch.nn.Module, spec: Spec) -> dict[str, torch.Tensor]:
+    """Canonical state name -> the optimizer's tensor (kernels in nn.Linear's (out, in))."""
+    opt = model.optimizer
+    params = dict(zip(opt.names, opt.param_groups[0]["params"]))
+    out = {}
+    for entry in canonical.state_names(spec):
+        if entry == "step":
+            out[entry] = opt.t
+        else:
+            slot, weight = entry.split("/", 1)
+            out[entry] = opt.state[params[weight]][slot]
+    return out
+
+
 def get_optimizer_state(model: torch.nn.Module, spec: Spec) -> dict[str, np.ndarray]:
     """The optimizer's state in the canonical layout (`<slot>/<weight>`, `step`)."""
-    from torch_impl.model import _variables
+    return {name: (v.T if name.endswith("kernel") else v).detach().cpu().numpy().copy()
+            for name, v in _entries(model, spec).items()}
 
-    opt, names = model.optimizer, canonical.trainable_names(spec)
-    params = {n: v for n, v in _variables(model).items() if n in names}
-    lr = spec.optimizer.learning_rate
-    slots = {"velocity": ("momentum_buffer", -lr),  # PT: Keras's velocity is -lr * PyTorch's buffer
-             "accumulator": ("sum", 1.0), "m": ("exp_avg", 1.0), "v": ("exp_avg_sq", 1.0), "a": ("grad_avg", 1.0)}
-    if spec.optimizer.name == "rmsprop":
-        slots["v"] = ("square_avg", 1.0)
-    state = {}
-    for entry in canonical.state_names(spec):
-        if entry == "step":  # one count for all parameters: read it from the first
-            state["step"] = np.asarray(float(opt.state.get(params[names[0]], {}).get("step", 0.0)))
-            continue
-        slot, weight = entry.split("/", 1)
-        key, scale = slots[slot]
-        value = opt.state.get(params[weight], {}).get(key)
-        value = torch.zeros_like(params[weight]) if value is None else scale * value
-        state[entry] = (value.T if weight.endswith("kernel") else value).detach().cpu().numpy().copy()
-    return state
+
+def set_optimizer_state(model: torch.nn.Module, spec: Spec, state: dict[str, np.ndarray]) -> None:
+    """Load optimizer state in the canonical layout (exactly); nothing changes unless every
+    name and shape fits."""
+    canonical.check_shapes(state, canonical.state_shapes(spec), "optimizer state")
+    with torch.no_grad():
+        for name, v in _entries(model, spec).items():
+            value = np.asarray(state[name])
+            v.copy_(torch.as_tensor(value.T if name.endswith("kernel") else value, dtype=v.dtype))

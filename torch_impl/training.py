@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from common import canonical
 from common.data import epoch_permutation
+from common.history import check_epoch
 from common.spec import Spec
 from torch_impl.losses import SpecLoss, one_hot
 from torch_impl.model import device_name, get_weights, set_weights
@@ -82,18 +83,19 @@ def evaluate(model: torch.nn.Module, spec: Spec, x: np.ndarray, y: np.ndarray,
 # --- section: fit ---
 
 
-def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = None,
+def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = None, initial_epoch: int = 0,
         on_epoch: Callable[[dict], None] | None = None, progress=None) -> list[dict]:
     """Train with a DataLoader loop, one pass per epoch on the epoch's shared shuffle order.
 
-    data: (x_train, y_train, x_eval, y_eval). Returns one dict per epoch with
+    data: (x_train, y_train, x_eval, y_eval); epochs run from initial_epoch to `epochs`
+    (the spec's by default), as Keras counts them. Returns one dict per epoch with
     epoch, loss, accuracy (running means over the epoch, as Keras reports them),
     val_loss, val_accuracy and seconds (training time of the epoch).
     """
     x, y, x_eval, y_eval = data
     dataset = TensorDataset(as_inputs(spec, x, model.device), one_hot(spec, y).to(model.device))
     history = []
-    for epoch in range(epochs or spec.training.epochs):
+    for epoch in range(initial_epoch, epochs or spec.training.epochs):
         order = epoch_permutation(spec.training.seed, epoch, len(x)) if spec.training.shuffle else range(len(x))
         # PT: sampler= the shared order instead of shuffle=True, so both frameworks see the same batches;
         # the last, smaller batch is kept, as Keras's fit keeps it
@@ -115,4 +117,5 @@ def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = No
                "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds}
         history.append(row)
         on_epoch(row) if on_epoch else None
+        check_epoch(spec, row)  # a non-finite loss ends the run here (common.history.Diverged)
     return history

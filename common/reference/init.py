@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from common.canonical import weight_names, weight_shapes
-from common.spec import Initializer, Spec
+from common.spec import TRUNCATION_STDDEV, Initializer, Spec
 
-TRUNCATION_CORRECTION = 0.87962566103423978  # std of N(0, 1) truncated to [-2, 2]
 BN_INIT = {"bn/gamma": 1.0, "bn/beta": 0.0, "bn/moving_mean": 0.0, "bn/moving_variance": 1.0}
 
 
@@ -38,7 +37,7 @@ def truncated_normal(rng: np.random.Generator, stddev: float, shape: tuple[int, 
 
 def _normal(rng: np.random.Generator, s: float, shape: tuple[int, ...], truncated: bool) -> np.ndarray:
     if truncated:
-        return truncated_normal(rng, s / TRUNCATION_CORRECTION, shape)
+        return truncated_normal(rng, s / TRUNCATION_STDDEV, shape)
     return rng.normal(0.0, s, size=shape)
 
 
@@ -84,3 +83,9 @@ def init_weights(spec: Spec, seed: int) -> dict[str, np.ndarray]:
         else:
             weights[name] = np.full(shapes[name], init, dtype=np.float64)
     return weights
+
+
+def start_weights(spec: Spec, seed: int) -> dict[str, np.ndarray]:
+    """The canonical initial weights of a run: init_weights(spec, seed) cast to the spec's
+    dtype. Both frameworks start every compared or benchmarked run from these."""
+    return {k: v.astype(spec.training.dtype) for k, v in init_weights(spec, seed).items()}

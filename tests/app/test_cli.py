@@ -8,7 +8,7 @@ import pytest
 import tf_impl
 import torch_impl
 from common import checkpoint, load_spec, reference
-from common.cli import main
+from twinbench.cli import main
 from common.spec import BatchNorm
 
 BN_SPEC = dataclasses.replace(load_spec("conf5"), network=dataclasses.replace(

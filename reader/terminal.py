@@ -5,7 +5,8 @@ import os
 import sys
 from itertools import zip_longest
 
-from common.side_by_side import DIFF, LEGEND, MARKS, SPELLING, TITLES, SectionPair
+from reader.align import DIFF, LEGEND, MARKS, SPELLING
+from reader.sections import LEFT, RIGHT, TITLES, SectionPair
 
 # 256-colour SGR codes for pygments token types (the nearest listed parent applies).
 COLOURS = {"Keyword": "38;5;170", "Operator.Word": "38;5;170", "Name.Function": "38;5;75",
@@ -103,7 +104,7 @@ def render_pair(pair: SectionPair, width: int, colour: bool = False) -> list[str
 def render_terminal(pairs: list[SectionPair], width: int, colour: bool = False) -> list[str]:
     """Column titles, the legend, then every section."""
     col = max(10, (width - 13) // 2)
-    out = [f"     {TITLES['tf_impl']:<{col}}       {TITLES['torch_impl']}"[:width], LEGEND[:width]]
+    out = [f"     {TITLES[LEFT]:<{col}}       {TITLES[RIGHT]}"[:width], LEGEND[:width]]
     for pair in pairs:
         out += [""] + render_pair(pair, width, colour)
     return out

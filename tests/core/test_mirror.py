@@ -1,6 +1,6 @@
 """tf_impl/ and torch_impl/ mirror each other: same files, public functions, sections, __all__.
 
-Pure `ast`/text checks (`common.mirror.mirror_problems`); TF and torch are never imported.
+Pure `ast`/text checks (`reader.mirror.mirror_problems`); TF and torch are never imported.
 The tests on temporary copies prove that the checker names each kind of break.
 """
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from common.mirror import mirror_problems
-from common.side_by_side import MARKER
+from reader.mirror import mirror_problems
+from reader.sections import MARKER
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_tf_impl_and_torch_impl_mirror():

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from common.config import load_spec, preset_names
-from common.side_by_side import DIFF, SAME, SPELLING, align, load_pairs, normalize, select
-from common.side_by_side_term import render_terminal
-from common.side_by_side_html import render_html, write_html
+from reader.align import DIFF, SAME, SPELLING, align, normalize
+from reader.page import render_html, write_html
+from reader.sections import load_pairs, select
+from reader.terminal import render_terminal
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FAKE_DIFFERENCES = """# Default differences
 
@@ -89,7 +90,7 @@ def test_normalization_and_alignment():
 
 
 def _cli(*args: str, shell: str | None = None) -> subprocess.CompletedProcess:
-    command = shell or [sys.executable, "-m", "common", "side-by-side", *args]
+    command = shell or [sys.executable, "-m", "twinbench", "side-by-side", *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, shell=bool(shell), timeout=120)
 
 
@@ -99,7 +100,7 @@ def test_cli_plain_output_error_and_pipe():
     assert "\x1b[" not in done.stdout
     done = _cli("nope")
     assert done.returncode == 2 and "available sections" in done.stderr and "Traceback" not in done.stderr
-    done = _cli(shell=f"'{sys.executable}' -m common side-by-side | head -3")
+    done = _cli(shell=f"'{sys.executable}' -m twinbench side-by-side | head -3")
     assert len(done.stdout.splitlines()) == 3 and "Traceback" not in done.stderr
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from common.side_by_side import Section, _file_key, split_sections
+from reader.sections import LEFT, RIGHT, Section, file_key, split_sections
+
 
 def _public_functions(tree: ast.Module) -> list[tuple[str, int]]:
     return [(n.name, n.lineno) for n in tree.body
@@ -32,13 +33,13 @@ def _order_problem(what: str, a: list[str], b: list[str]) -> str | None:
     a, b = [x for x in a if x in common], [x for x in b if x in common]
     for x, y in zip(a, b):
         if x != y:
-            return f"{what} in a different order: tf_impl has {x!r} where torch_impl has {y!r} " \
-                   f"(tf_impl: {', '.join(a)}; torch_impl: {', '.join(b)})"
+            return f"{what} in a different order: {LEFT} has {x!r} where {RIGHT} has {y!r} " \
+                   f"({LEFT}: {', '.join(a)}; {RIGHT}: {', '.join(b)})"
     return None
 
 
 def _only(what: str, a: list[str], b: list[str]) -> list[str]:
-    return [f"{what} {x!r} only in {side}" for side, xs, ys in (("tf_impl", a, b), ("torch_impl", b, a))
+    return [f"{what} {x!r} only in {side}" for side, xs, ys in ((LEFT, a, b), (RIGHT, b, a))
             for x in xs if x not in ys]
 
 
@@ -59,11 +60,11 @@ def _file_problems(name: str, tf_path: Path, pt_path: Path) -> list[str]:
     out += _only("section", *snames)
     out.append(_order_problem("sections", *snames))
     where = [{f: _section_at(ss, line) for f, line in fs} for fs, ss in zip(funcs, sections)]
-    out += [f"public function {f!r} is in section {where[0][f]!r} in tf_impl but {where[1][f]!r} in torch_impl"
+    out += [f"public function {f!r} is in section {where[0][f]!r} in {LEFT} but {where[1][f]!r} in {RIGHT}"
             for f in names[0] if f in where[1] and where[0][f] != where[1][f]]
     alls = [_dunder_all(t) for t in trees]
     if alls[0] != alls[1]:
-        out.append(f"__all__ differs: tf_impl {alls[0]} vs torch_impl {alls[1]}")
+        out.append(f"__all__ differs: {LEFT} {alls[0]} vs {RIGHT} {alls[1]}")
     return [f"{name}: {p}" for p in out if p]
 
 
@@ -72,7 +73,7 @@ def mirror_problems(tf_dir: Path | str, torch_dir: Path | str) -> list[str]:
     tf_dir, torch_dir = Path(tf_dir), Path(torch_dir)
     tf_files, pt_files = ({p.name for p in d.glob("*.py")} for d in (tf_dir, torch_dir))
     problems = [f"{n}: file only in {side}" for side, xs, ys in
-                (("tf_impl", tf_files, pt_files), ("torch_impl", pt_files, tf_files)) for n in sorted(xs - ys)]
-    for name in sorted(tf_files & pt_files, key=_file_key):
+                ((LEFT, tf_files, pt_files), (RIGHT, pt_files, tf_files)) for n in sorted(xs - ys)]
+    for name in sorted(tf_files & pt_files, key=file_key):
         problems += _file_problems(name, tf_dir / name, torch_dir / name)
     return problems

@@ -9,10 +9,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench import accuracy, measure, report, results
+from bench import measure, report, results
 from bench.matrix import FULL_EPOCH, Settings, all_rows, by_id, select
 from common import reference as ref
 from common.config import load_spec
+from common.history import Diverged
 
 
 def test_matrix_rows_and_targets() -> None:
@@ -74,11 +75,13 @@ def test_parity_gate_verdict(perturb: float, ok: bool) -> None:
     assert gate["ok"] is ok and gate["steps"] == 3 and gate["reference_moved"] > 0
 
 
-def test_welch_and_tost() -> None:
-    same = accuracy.compare_samples([0.950, 0.951, 0.952], [0.9505, 0.9512, 0.9515])
-    assert same["equivalent"] and same["welch_p"] > 0.05
-    apart = accuracy.compare_samples([0.95, 0.951, 0.952], [0.96, 0.961, 0.962])
-    assert not apart["equivalent"] and apart["welch_p"] < 0.05 and apart["difference"] == pytest.approx(-0.01)
+def test_parity_gate_reports_divergence() -> None:
+    spec = load_spec("conf5")
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(300, 784)).astype(np.float32), rng.integers(0, 10, 300),
+            rng.normal(size=(5, 784)).astype(np.float32), rng.integers(0, 10, 5))
+    with pytest.raises(Diverged, match="conf5: diverged in epoch 1: hidden/kernel in the parity gate"):
+        measure.parity_gate(fake_api(np.nan), spec, "cpu", data, steps=3)
 
 
 def stored(row_id: str, median: float | None, status: str = "ok", **extra) -> dict:

@@ -11,18 +11,19 @@ import os
 import re
 from pathlib import Path
 
-from common.side_by_side import LEGEND, MARKS, TITLES, SectionPair
-from common.side_by_side_term import lex_lines
+from reader.align import LEGEND, MARKS
+from reader.sections import LEFT, RIGHT, TITLES, SectionPair
+from reader.terminal import lex_lines
 
 # anchor in docs/differences.md -> (file, pattern found in the section's code on either side)
 DIFFERENCE_RULES: dict[str, tuple[str, str]] = {
     "adam-epsilon": ("optimizers.py", r"\bAdam\b|epsilon_convention"),
-    "adam-epsilon-placement": ("optimizers.py", r"PaperAdam|KerasAdam|epsilon_convention"),
-    "rmsprop-epsilon-placement": ("optimizers.py", r"RMSprop"),
-    "adagrad-epsilon-placement": ("optimizers.py", r"Adagrad"),
+    "adam-epsilon-placement": ("optimizers.py", r"PaperAdam|epsilon_convention"),
+    "rmsprop-epsilon-placement": ("optimizers.py", r"RMSprop|epsilon_placement"),
+    "adagrad-epsilon-placement": ("optimizers.py", r"Adagrad|epsilon_placement"),
     "adagrad-initial-accumulator": ("optimizers.py", r"initial_accumulator"),
     "rmsprop-rho": ("optimizers.py", r"\brho\b"),
-    "sgd-momentum-lr-change": ("optimizers.py", r"SGD|momentum_buffer"),
+    "sgd-momentum-lr-change": ("optimizers.py", r"SGD|velocity"),
     "keras-float32-hyperparameters": ("optimizers.py", r"float32"),
     "bn-momentum": ("model.py", r"BatchNorm\w*\(|momentum="),
     "bn-epsilon": ("model.py", r"\beps(ilon)?="),
@@ -89,8 +90,8 @@ def _token_html(tokens) -> str:
 def _table(pair: SectionPair) -> str:
     tokens = {side: iter(lex_lines([t for _, t in s.lines])) if s else iter(())
               for side, s in (("tf", pair.tf), ("pt", pair.pt))}
-    head = (f'<tr><th colspan="2" class="tf">{TITLES["tf_impl"]} &middot; tf_impl/{pair.file}</th><th></th>'
-            f'<th colspan="2" class="pt">{TITLES["torch_impl"]} &middot; torch_impl/{pair.file}</th></tr>')
+    head = (f'<tr><th colspan="2" class="tf">{TITLES[LEFT]} &middot; {LEFT}/{pair.file}</th><th></th>'
+            f'<th colspan="2" class="pt">{TITLES[RIGHT]} &middot; {RIGHT}/{pair.file}</th></tr>')
     rows = []
     for row in pair.rows:
         cells = []

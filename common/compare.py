@@ -1,0 +1,123 @@
+"""The comparison core: how far one tensor (or a set of tensors) is from another.
+
+One implementation for everything that compares runs: the parity suite's
+assertions, the benchmark's parity gate and `twinbench diff`. An entry passes
+when
+
+    |actual - expected| <= rtol * |expected| + atol * scale + floor
+
+(common.tolerances.Tol; `scale` is the largest |expected| of the compared set).
+Besides that verdict, a comparison reports the largest absolute and relative
+difference and the *bits of agreement*: how many leading bits of the significand
+agree, from the distance in units in the last place (ULPs) in the dtype compared:
+24 for equal float32 values, 53 for equal float64 values, 0 for NaN or opposite
+signs far apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.tolerances import Tol
+
+MANTISSA_BITS = {np.dtype(np.float32): 24, np.dtype(np.float64): 53, np.dtype(np.float16): 11}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The result of comparing `actual` with `expected` (one tensor or a set)."""
+
+    ratio: float        # worst |a - e| / bound; <= 1 passes (inf for a NaN or a shape mismatch)
+    where: str          # the worst entry, both values and its bound ("" when equal)
+    max_abs: float      # max |a - e|
+    max_rel: float      # max |a - e| / max |e| (scaled relative difference)
+    bits: float         # fewest bits of agreement over the entries
+    size: int           # entries compared
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio <= 1.0
+
+
+def ordered_ints(x: np.ndarray) -> np.ndarray:
+    """Floats mapped to integers whose order and spacing are those of the floats (one
+    step = one ULP; -0 and +0 both map to 0), as float64 for overflow-free differences."""
+    x = np.ascontiguousarray(x)
+    bits = x.view(np.int32 if x.dtype == np.float32 else np.int64 if x.dtype == np.float64 else np.int16)
+    mask = np.iinfo(bits.dtype).max
+    ordered = np.where(bits >= 0, bits.astype(np.float64), -(bits & mask).astype(np.float64))
+    return ordered
+
+
+def bits_of_agreement(actual, expected, dtype=None) -> np.ndarray:
+    """Per entry, how many leading significand bits agree in `dtype` (default: the coarser of
+    the two): p - log2(1 + ULP distance), clipped to [0, p]; 0 where either is NaN."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    if dtype is None:
+        dtype = min((np.result_type(a, np.float32), np.result_type(e, np.float32)), key=lambda d: d.itemsize)
+    dtype = np.dtype(dtype)
+    p = MANTISSA_BITS[dtype]
+    a, e = a.astype(dtype), e.astype(dtype)
+    ulps = np.abs(ordered_ints(a) - ordered_ints(e))
+    with np.errstate(invalid="ignore"):
+        bits = np.clip(p - np.log2(1.0 + ulps), 0.0, p)
+    return np.where(np.isnan(a) | np.isnan(e), 0.0, bits)
+
+
+def compare(actual, expected, t: Tol, scale: float | None = None, name: str = "value",
+            dtype=None, equal_nan: bool = False) -> Comparison:
+    """Compare one array with another (see the module docstring); scale defaults to max |e|.
+    equal_nan: NaN where both have NaN counts as agreement (two runs that diverged alike)."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape:
+        return Comparison(float("inf"), f"{name}: shape {a.shape} != {e.shape}", float("inf"),
+                          float("inf"), 0.0, int(e.size))
+    if scale is None:
+        scale = float(np.max(np.abs(e))) if e.size else 0.0
+    err = np.abs(a - e)
+    bound = t.rtol * np.abs(e) + t.atol * scale + t.floor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(err == 0, 0.0, err / np.where(bound > 0, bound, np.inf))
+    same = (a == e) | (np.isnan(a) & np.isnan(e)) if equal_nan else (a == e)
+    ratio = np.where((np.isfinite(a) & np.isfinite(e)) | same, np.nan_to_num(ratio, nan=0.0) if equal_nan else ratio,
+                     np.inf)
+    bits = bits_of_agreement(actual, expected, dtype)
+    if not e.size:
+        return Comparison(0.0, "", 0.0, 0.0, float(bits.min(initial=53.0)), 0)
+    i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    worst = float(ratio[i])
+    where = "" if worst == 0 else (
+        f"{name}{list(map(int, i))}: actual {a[i]!r}, expected {e[i]!r}, |diff| {err[i]:.3g} > bound {bound[i]:.3g}"
+        f" (rtol {t.rtol:g}, atol {t.atol:g} x scale {scale:.3g}, floor {t.floor:g})")
+    max_abs = float(np.max(err)) if np.all(np.isfinite(err)) else float("inf")
+    top = float(np.max(np.abs(e)))
+    max_rel = max_abs / top if top > 0 else (0.0 if max_abs == 0 else float("inf"))
+    return Comparison(worst, where, max_abs, max_rel, float(np.min(bits)), int(e.size))
+
+
+def compare_sets(actual: dict, expected: dict, t: Tol, scale: float | None = None,
+                 dtype=None, equal_nan: bool = False) -> tuple[Comparison, dict[str, Comparison]]:
+    """Compare two dicts of arrays name by name with one scale (the largest |e| of the set):
+    (the worst over the set, per-name comparisons). Different names give ratio inf."""
+    if sorted(actual) != sorted(expected):
+        bad = Comparison(float("inf"), f"names {sorted(actual)} != {sorted(expected)}", float("inf"),
+                         float("inf"), 0.0, 0)
+        return bad, {}
+    if scale is None:
+        scale = max((float(np.nanmax(np.abs(np.asarray(v, np.float64)))) for v in expected.values()
+                     if np.size(v) and not np.all(np.isnan(v))), default=0.0)
+    each = {n: compare(actual[n], expected[n], t, scale, n, dtype, equal_nan) for n in expected}
+    return worst_of(each.values()), each
+
+
+def worst_of(comparisons) -> Comparison:
+    """One Comparison summarizing several: the worst ratio (and its entry), the largest
+    differences, the fewest bits, the total size."""
+    items = list(comparisons)
+    if not items:
+        return Comparison(0.0, "", 0.0, 0.0, 53.0, 0)
+    top = max(items, key=lambda c: c.ratio)
+    return Comparison(top.ratio, top.where, max(c.max_abs for c in items), max(c.max_rel for c in items),
+                      min(c.bits for c in items), sum(c.size for c in items))

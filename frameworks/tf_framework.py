@@ -1,0 +1,84 @@
+"""TensorFlow 2 / Keras 3 in the registry."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from common.spec import Spec
+from frameworks.base import Framework
+
+
+class TensorFlow(Framework):
+    name, title, package = "tf", "TensorFlow / Keras 3", "tf_impl"
+
+    def book(self):
+        import tf_impl
+        return tf_impl
+
+    def fast(self):
+        import tf_impl.fast
+        return tf_impl.fast
+
+    def gpu_available(self) -> bool:
+        import tensorflow as tf
+        return bool(tf.config.list_physical_devices("GPU"))
+
+    def synchronize(self, device: str) -> None:
+        if device == "cuda":
+            import tensorflow as tf
+            sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
+            sync() if sync else None
+
+    def versions(self) -> dict:
+        import keras
+        import tensorflow as tf
+        return {"version": tf.__version__, "keras": keras.__version__,
+                "gpus": [g.name for g in tf.config.list_physical_devices("GPU")], **self.threads()}
+
+    def threads(self) -> dict:
+        import tensorflow as tf
+        return {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
+
+    def set_threads(self, n: int) -> str | None:
+        import tensorflow as tf
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(n)
+        except RuntimeError as exc:  # TF: thread pools are fixed once the runtime started
+            return str(exc).splitlines()[0]
+        return None
+
+    def pin_numerics(self) -> list[str]:
+        # TF: oneDNN fuses and reorders float ops (results vary with the CPU); read at TF's import
+        errors = [] if "tensorflow" not in __import__("sys").modules else \
+            ["tensorflow was imported before the numerics were pinned: TF_ENABLE_ONEDNN_OPTS=0 may not apply"]
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+        import tensorflow as tf
+        message = self.set_threads(1)  # a fixed reduction order
+        errors += [message] if message else []
+        tf.config.experimental.enable_tensor_float_32_execution(False)  # TF: TF32 is on by default on GPUs
+        return errors
+
+    def numerics(self) -> dict:
+        import tensorflow as tf
+        t = self.threads()
+        return {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+                "tf intra/inter op threads": (t["intra_op_threads"], t["inter_op_threads"]),
+                "tf tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled()}
+
+    def logits(self, model, spec: Spec, x: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+        x = np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
+        with tf.device("/CPU:0"):
+            return np.asarray(model(x, training=False))
+
+    def reported_loss_dtype(self, dtype: str) -> str:
+        return "float32"  # TF: Keras's loss tracker (a Mean metric) accumulates in floatx
+
+    def use_optimizer(self, model, spec: Spec, make) -> None:
+        from tf_impl.losses import SpecLoss
+        from tf_impl.optimizers import make_optimizer
+        # TF: the optimizer comes with compile
+        model.compile(optimizer=make(model) if make else make_optimizer(spec), loss=SpecLoss(spec))

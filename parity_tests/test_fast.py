@@ -1,0 +1,92 @@
+"""The fast variants (tf_impl/fast.py, torch_impl/fast.py) against the book loop and the
+oracle: one shuffled epoch for every optimizer variant in float32 and float64, conf1 over
+1,200 batch-1 steps, and the torch loop really compiled.
+
+Both fast paths call their book optimizer's own update (Keras's `apply`; torch_impl's
+`optimizers.update`, which SpecOptimizer.step applies), so a change to one coefficient of an
+update rule moves fast and book alike: the comparison with the float64 oracle is what
+catches it here, the fast-vs-book comparison catches a loop that drifts from the book.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import frameworks
+from common.config import load_spec
+from parity_tests import design as D
+from parity_tests import harness as H
+
+N_EPOCH = 160  # 10 batches of 16: an epoch with no short batch...
+N_TAIL = 168   # ...and one whose last batch holds 8 (the book's own step in both fast paths)
+BASE = H.replace(load_spec("conf5"), **{"training.batch_size": 16, "network.hidden_units": 16})
+VARIANTS = {f"{name}-{dt}": H.replace(BASE, **{"optimizer": opt, "training.dtype": dt})
+            for name, opt in D.OPTIMIZERS.items() for dt in ("float32", "float64")}
+
+
+def epoch_data(spec, n: int):
+    x, y, _ = H.data_pool()
+    dtype = spec.training.dtype
+    return x[:n].astype(dtype), y[:n], x[-200:].astype(dtype), y[-200:]
+
+
+def fast_and_book(fw: str, spec, data, seed: int):
+    """(fast model, book model, fast history, book history) after one epoch from the same weights."""
+    fast, book = frameworks.get(fw).variant("fast"), H.impl(fw)
+    w = H.canonical_weights(spec, seed)
+    mq, mb = book.build_model(spec, seed=1), book.build_model(spec, seed=1)
+    book.set_weights(mq, w)
+    book.set_weights(mb, w)
+    return mq, mb, fast.fit(mq, spec, data, epochs=1), book.fit(mb, spec, data, epochs=1), w
+
+
+@pytest.mark.parametrize("fw", H.FRAMEWORKS)
+@pytest.mark.parametrize("spec", H.params(VARIANTS))
+def test_fast_equals_book_and_oracle(spec, fw: str):
+    """Weights and optimizer state after one fast epoch = the book's = the oracle's."""
+    impl, dtype = H.impl(fw), spec.training.dtype
+    n = N_TAIL if spec.optimizer.name == "adam" else N_EPOCH
+    H.register_config(f"fast-{H.spec_id(spec)}")
+    data = epoch_data(spec, n)
+    mq, mb, hq, hb, w = fast_and_book(fw, spec, data, seed=43)
+    rw, rs, losses = H.ref_epoch(spec, w, data[0], data[1])
+    quick, book = impl.get_weights(mq), impl.get_weights(mb)
+    H.assert_close(quick, book, dtype, "trajectory", f"{fw} fast vs book weights", scale=H.scale_of(rw))
+    H.assert_close(quick, rw, dtype, "trajectory", f"{fw} fast vs oracle weights")
+    H.assert_close(book, rw, dtype, "trajectory", f"{fw} book vs oracle weights")
+    state = {"fast": impl.get_optimizer_state(mq, spec), "book": impl.get_optimizer_state(mb, spec)}
+    H.assert_close(state["fast"], state["book"], dtype, "state", f"{fw} fast vs book optimizer state",
+                   scale=H.scale_of(rs))
+    H.assert_close(state["fast"], rs, dtype, "state", f"{fw} fast vs oracle optimizer state")
+    H.assert_close(hq[0]["loss"], float(np.mean(losses)), "float32", "loss", f"{fw} fast epoch loss vs oracle")
+    H.assert_close(hq[0]["val_loss"], hb[0]["val_loss"], "float32", "loss", f"{fw} fast vs book val_loss")
+
+
+N_LONG = 1200  # conf1 at batch 1: 1,200 steps, so fast and book are compared over >= 1,000 updates
+
+
+@pytest.mark.parametrize("fw", H.FRAMEWORKS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fast_equals_book_over_1000_steps(dtype: str, fw: str):
+    """conf1 (batch 1, SGD): one shuffled epoch of 1,200 steps, fast vs book, same weights."""
+    spec = H.replace(load_spec("conf1"), **{"training.dtype": dtype})
+    H.register_config(f"fast-long-{H.spec_id(spec)}")
+    x, y, _ = H.data_pool()
+    assert len(x) >= N_LONG + 500
+    data = (x[:N_LONG].astype(dtype), y[:N_LONG], x[-500:].astype(dtype), y[-500:])
+    mq, mb, hq, hb, _ = fast_and_book(fw, spec, data, seed=44)
+    H.assert_close(H.impl(fw).get_weights(mq), H.impl(fw).get_weights(mb), dtype, "trajectory",
+                   f"{fw} fast vs book over {N_LONG} steps")
+    # the same predictions: counts equal (Keras's accuracy tracker holds them in float32)
+    assert abs(hq[0]["accuracy"] - hb[0]["accuracy"]) < 1e-6 and hq[0]["val_accuracy"] == hb[0]["val_accuracy"]
+
+
+@pytest.mark.parametrize("preset", ["conf1", "conf5"])
+def test_torch_fast_loop_is_compiled_on_cpu(preset: str):
+    """torch_impl.fast compiles its epoch loop (torch.compile of a while_loop) and its
+    self-check against the book's step passes: mode 'compiled', not the eager fall-back."""
+    import torch_impl.fast as fast
+    spec = load_spec(preset)
+    model = H.impl("torch").build_model(spec, seed=1)
+    run = fast.compile_epoch(model, spec, 64 * 5)
+    assert run.mode == "compiled"

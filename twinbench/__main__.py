@@ -1,0 +1,5 @@
+import sys
+
+from twinbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,141 @@
+"""What `twinbench data | config | train | compare | evaluate | side-by-side` do."""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+import frameworks
+from common.config import describe, load_spec, preset_names, spec_to_dict, to_toml
+from common.history import COMPLETE
+from twinbench import run
+
+
+def cmd_data(args) -> None:
+    from common.data import fetch_mnist
+    arrays, info = fetch_mnist(args.path, verbose=True)
+    print(f"MNIST from {info.source}: {info.location}")
+    print(f"cache: {info.cache}")
+    for name, digest in info.sha256.items():
+        print(f"  {name:8s} {str(arrays[name].shape):16s} sha256 {digest}  verified")
+
+
+def cmd_config(args) -> None:
+    if args.action == "list":
+        for name in preset_names():
+            print(f"{name}: {load_spec(name).description}")
+    else:
+        print(to_toml(load_spec(args.name)), end="")
+
+
+def spec_of(args):
+    """The spec of --config with the --epochs / --seed overrides."""
+    spec = load_spec(args.config)
+    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", getattr(args, "seed", None))) if v is not None}
+    return dataclasses.replace(spec, training=dataclasses.replace(spec.training, **changes)) if changes else spec
+
+
+def cmd_train(args) -> None:
+    spec = spec_of(args)
+    print(f"{args.framework} {args.variant} on {args.device}: {spec.name} - {spec.description or describe(spec)}",
+          flush=True)
+    if spec.training.k_folds:
+        return train_folds(args, spec)
+    _, history = run.train(args.framework, spec, args.variant, args.device, quiet=args.quiet,
+                           json_path=args.json, save_path=args.save, resume=args.resume)
+    if args.plot:
+        run.save_plot(args.framework, spec, history, args.variant, args.plot)
+    for label, path in (("history", args.json), ("plot", args.plot), ("weights", args.save)):
+        print(f"{label} written to {path}") if path else None
+
+
+def train_folds(args, spec) -> None:
+    """k-fold cross-validation: one model per fold, each evaluated on its held-out fold; the
+    JSON (--json) holds every fold's epochs so far and is rewritten after each epoch."""
+    if args.resume or args.save:
+        raise ValueError("--resume and --save: not available for k-fold runs (training.k_folds > 0)")
+    record = run.Record(args.json, {**run.header(args.framework, spec, args.variant, args.device), "folds": []})
+    finals = []
+    for fold in range(spec.training.k_folds):
+        print(f"fold {fold + 1}/{spec.training.k_folds}", flush=True)
+        fold_record = FoldRecord(record, fold)
+        _, history = run.train(args.framework, spec, args.variant, args.device, quiet=args.quiet, fold=fold,
+                               record=fold_record, json_path=args.json)
+        finals.append(history[-1]["val_accuracy"])
+    spread = statistics.stdev(finals) if len(finals) > 1 else 0.0
+    print(f"{spec.training.k_folds}-fold accuracy: {statistics.mean(finals):.4f} +- {spread:.4f}")
+    record.finish(COMPLETE, fold_accuracy=finals, mean=statistics.mean(finals), std=spread)
+
+
+class FoldRecord(run.Record):
+    """One fold's part of a k-fold run's record: its epochs land in record.data["folds"][fold]."""
+
+    def __init__(self, parent: run.Record, fold: int):
+        self.parent, self.entry = parent, {"fold": fold, "status": "running", "history": []}
+        parent.data["folds"].append(self.entry)
+        self.data = self.entry
+
+    def write(self) -> None:
+        self.parent.data["status"] = self.entry["status"] if self.entry["status"] != COMPLETE else "running"
+        self.parent.write()
+
+
+def cmd_compare(args) -> None:
+    from tabulate import tabulate
+
+    from common import reference
+    from common.data import datasets
+    spec = spec_of(args)
+    start = reference.start_weights(spec, spec.training.seed)
+    data = datasets(spec)
+    record = run.Record(args.json, {"spec": spec_to_dict(spec), "variant": args.variant, "device": args.device,
+                                    "environment": frameworks.describe(), "frameworks": {}})
+    hist = {}
+    for name in frameworks.NAMES:
+        print(f"training {name} {args.variant} from the shared initial weights...", flush=True)
+        part = SubRecord(record, name)
+        _, hist[name] = run.train(name, spec, args.variant, args.device, weights=start, data=data,
+                                  quiet=args.quiet, record=part, json_path=args.json)
+    record.finish(COMPLETE)
+    rows = [[a["epoch"], a["loss"], b["loss"], a["val_accuracy"], b["val_accuracy"],
+             b["val_accuracy"] - a["val_accuracy"], a["seconds"], b["seconds"]]
+            for a, b in zip(*hist.values())]
+    a, b = frameworks.NAMES
+    print(tabulate(rows, headers=["epoch", f"{a} loss", f"{b} loss", f"{a} val_acc", f"{b} val_acc",
+                                  f"{b} - {a}", f"{a} s", f"{b} s"], floatfmt=".4f"))
+    if args.plot:
+        from plots import plot_curves
+        plot_curves({f"{n} {args.variant}": h for n, h in hist.items()}, args.plot, title=spec.name)
+        print(f"plot written to {args.plot}")
+    print(f"histories written to {args.json}") if args.json else None
+
+
+class SubRecord(run.Record):
+    """One framework's part of a compare run's record (record.data["frameworks"][name])."""
+
+    def __init__(self, parent: run.Record, name: str):
+        self.parent = parent
+        self.data = parent.data["frameworks"].setdefault(name, {"status": "running", "history": []})
+
+    def write(self) -> None:
+        states = {v["status"] for v in self.parent.data["frameworks"].values()}
+        self.parent.data["status"] = next((s for s in ("diverged", "interrupted") if s in states), "running")
+        self.parent.write()
+
+
+def cmd_evaluate(args) -> None:
+    from common.files import write_json
+    spec, loss, acc, meta = run.evaluate_checkpoint(args.framework, args.weights, args.device)
+    print(f"{args.framework}: {spec.name} weights from {meta.get('framework', '?')} "
+          f"({meta.get('epochs', '?')} epochs): loss {loss:.4f} - accuracy {acc:.4f}")
+    if meta.get("val_accuracy") is not None:
+        print(f"accuracy reported by the trainer: {meta['val_accuracy']:.4f}")
+    if args.json:
+        write_json(args.json, {"status": COMPLETE, "spec": spec_to_dict(spec), "framework": args.framework,
+                               "weights": str(args.weights), "trained_by": meta.get("framework"),
+                               "epochs": meta.get("epochs"), "loss": loss, "accuracy": acc})
+        print(f"result written to {args.json}")
+
+
+def cmd_side_by_side(args) -> None:
+    from reader.cli import main as reader_main
+    reader_main(args)
