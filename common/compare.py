@@ -10,8 +10,11 @@ when
 Besides that verdict, a comparison reports the largest absolute and relative
 difference and the *bits of agreement*: how many leading bits of the significand
 agree, from the distance in units in the last place (ULPs) in the dtype compared:
-24 for equal float32 values, 53 for equal float64 values, 0 for NaN or opposite
-signs far apart.
+24 for equal float32 values, 53 for equal float64 values, 0 for NaN. Per entry,
+`bits_of_agreement` counts the ULPs at the entry itself; a Comparison's `bits`
+counts the largest difference in ULPs at the scale of the compared set (the largest
+magnitude, as the tolerance's atol does), so an entry that is rounding noise around
+zero does not read as "no bits agree".
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ class Comparison:
     where: str          # the worst entry, both values and its bound ("" when equal)
     max_abs: float      # max |a - e|
     max_rel: float      # max |a - e| / max |e| (scaled relative difference)
-    bits: float         # fewest bits of agreement over the entries
+    bits: float         # p - log2(1 + max |a - e| / ULP at the set's scale), in [0, p]
     size: int           # entries compared
 
     @property
@@ -54,9 +57,7 @@ def bits_of_agreement(actual, expected, dtype=None) -> np.ndarray:
     """Per entry, how many leading significand bits agree in `dtype` (default: the coarser of
     the two): p - log2(1 + ULP distance), clipped to [0, p]; 0 where either is NaN."""
     a, e = np.asarray(actual), np.asarray(expected)
-    if dtype is None:
-        dtype = min((np.result_type(a, np.float32), np.result_type(e, np.float32)), key=lambda d: d.itemsize)
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(dtype or coarser_dtype(a, e))
     p = MANTISSA_BITS[dtype]
     a, e = a.astype(dtype), e.astype(dtype)
     ulps = np.abs(ordered_ints(a) - ordered_ints(e))
@@ -83,9 +84,8 @@ def compare(actual, expected, t: Tol, scale: float | None = None, name: str = "v
     same = (a == e) | (np.isnan(a) & np.isnan(e)) if equal_nan else (a == e)
     ratio = np.where((np.isfinite(a) & np.isfinite(e)) | same, np.nan_to_num(ratio, nan=0.0) if equal_nan else ratio,
                      np.inf)
-    bits = bits_of_agreement(actual, expected, dtype)
     if not e.size:
-        return Comparison(0.0, "", 0.0, 0.0, float(bits.min(initial=53.0)), 0)
+        return Comparison(0.0, "", 0.0, 0.0, 53.0, 0)
     i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     worst = float(ratio[i])
     where = "" if worst == 0 else (
@@ -94,7 +94,30 @@ def compare(actual, expected, t: Tol, scale: float | None = None, name: str = "v
     max_abs = float(np.max(err)) if np.all(np.isfinite(err)) else float("inf")
     top = float(np.max(np.abs(e)))
     max_rel = max_abs / top if top > 0 else (0.0 if max_abs == 0 else float("inf"))
-    return Comparison(worst, where, max_abs, max_rel, float(np.min(bits)), int(e.size))
+    return Comparison(worst, where, max_abs, max_rel, scaled_bits(actual, expected, max(scale, top), dtype),
+                      int(e.size))
+
+
+def coarser_dtype(actual, expected) -> np.dtype:
+    """The dtype two arrays are compared in: the coarser of the two (a float32 run against the
+    float64 reference is compared in float32)."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    return min((np.result_type(a, np.float32), np.result_type(e, np.float32)), key=lambda d: d.itemsize)
+
+
+def scaled_bits(actual, expected, scale: float, dtype=None) -> float:
+    """Bits of agreement of the largest difference, in ULPs of `dtype` at `scale`."""
+    dtype = np.dtype(dtype or coarser_dtype(actual, expected))
+    p = MANTISSA_BITS[dtype]
+    a, e = np.asarray(actual, dtype).astype(np.float64), np.asarray(expected, dtype).astype(np.float64)
+    if np.any(np.isnan(a) != np.isnan(e)) or not np.all(np.isfinite(a) | (a == e)):
+        return 0.0
+    both = np.isfinite(a) & np.isfinite(e)
+    diff = float(np.max(np.abs(a - e), where=both, initial=0.0))
+    if diff == 0:
+        return float(p)
+    ulp = float(np.spacing(dtype.type(scale))) if scale > 0 else float(np.finfo(dtype).tiny)
+    return float(np.clip(p - np.log2(1.0 + diff / ulp), 0.0, p))
 
 
 def compare_sets(actual: dict, expected: dict, t: Tol, scale: float | None = None,

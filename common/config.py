@@ -98,6 +98,15 @@ def _check_combinations(spec: S.Spec) -> None:
                         " (or set network.batch_norm.mode = 'none')")
 
 
+def step_key(spec: S.Spec) -> S.Spec:
+    """The spec with every field that does not change what one training step computes made
+    neutral (labels, seed and shuffling, epochs, standardization, evaluation split): two
+    specs with the same key can share a compiled step or loop."""
+    t = dataclasses.replace(spec.training, seed=0, shuffle=True, epochs=1, standardize=True, evaluation="test",
+                            validation_split=0.1, k_folds=0)
+    return dataclasses.replace(spec, name="", description="", training=t)
+
+
 def replace(spec: S.Spec, **changes: Any) -> S.Spec:
     """The spec with dotted fields replaced (not validated: call validate() where it matters;
     build_model does): replace(spec, **{"training.dtype": "float64", "optimizer.epsilon": 1e-8})."""

@@ -11,6 +11,16 @@ from frameworks.base import Framework
 
 class TensorFlow(Framework):
     name, title, package = "tf", "TensorFlow / Keras 3", "tf_impl"
+    OWN_DEFAULTS = {  # keras.optimizers / keras.layers defaults (docs/differences.md)
+        "optimizer.name=adam": {"optimizer.epsilon": 1e-7, "optimizer.epsilon_convention": "keras"},
+        "optimizer.name=rmsprop": {"optimizer.rho": 0.9, "optimizer.epsilon": 1e-7,
+                                   "optimizer.epsilon_placement": "inside_sqrt"},
+        "optimizer.name=adagrad": {"optimizer.epsilon": 1e-7, "optimizer.epsilon_placement": "inside_sqrt",
+                                   "optimizer.initial_accumulator": 0.1},
+        "network": {"network.hidden_kernel_init.truncated": True, "network.output_kernel_init.truncated": True,
+                    "network.batch_norm.momentum": 0.99, "network.batch_norm.epsilon": 1e-3,
+                    "network.batch_norm.running_variance": "biased", "network.leaky_relu_slope": 0.3},
+    }
 
     def book(self):
         import tf_impl
@@ -73,6 +83,35 @@ class TensorFlow(Framework):
         x = np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
         with tf.device("/CPU:0"):
             return np.asarray(model(x, training=False))
+
+    def _layer(self, model, spec: Spec, name: str, u, y):
+        import tensorflow as tf
+        from tf_impl.losses import SpecLoss, one_hot
+        if name == "loss":
+            return SpecLoss(spec)(one_hot(spec, y), u), []
+        layer = model.get_layer(name)
+        return layer(tf.reshape(u, (u.shape[0], -1)) if name == "hidden" else u, training=True), layer
+
+    def _traced(self, model, spec: Spec, name: str, u: np.ndarray, y: np.ndarray, g=None):
+        import tensorflow as tf
+        book = self.book()
+        kept = book.get_weights(model)  # TF: a BatchNormalization call in training mode moves its statistics
+        with tf.device("/CPU:0"), tf.GradientTape() as tape:
+            uu = tf.constant(np.asarray(u, spec.training.dtype))
+            tape.watch(uu)
+            out, layer = self._layer(model, spec, name, uu, y)
+        book.set_weights(model, kept)
+        if g is None:
+            return out.numpy(), None
+        variables = list(layer.trainable_variables) if layer else []
+        grads = tape.gradient(out, [uu, *variables], output_gradients=tf.constant(g, out.dtype))
+        return grads[0].numpy(), {f"{name}/{v.name}": d.numpy() for v, d in zip(variables, grads[1:])}
+
+    def layer_forward(self, model, spec: Spec, name: str, u: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self._traced(model, spec, name, u, y)[0]
+
+    def layer_vjp(self, model, spec: Spec, name: str, u: np.ndarray, g, y: np.ndarray) -> tuple[np.ndarray, dict]:
+        return self._traced(model, spec, name, u, y, g)
 
     def reported_loss_dtype(self, dtype: str) -> str:
         return "float32"  # TF: Keras's loss tracker (a Mean metric) accumulates in floatx

@@ -9,6 +9,16 @@ from frameworks.base import Framework
 
 class PyTorch(Framework):
     name, title, package = "torch", "PyTorch", "torch_impl"
+    OWN_DEFAULTS = {  # torch.optim / torch.nn defaults (docs/differences.md)
+        "optimizer.name=adam": {"optimizer.epsilon": 1e-8, "optimizer.epsilon_convention": "paper"},
+        "optimizer.name=rmsprop": {"optimizer.rho": 0.99, "optimizer.epsilon": 1e-8,
+                                   "optimizer.epsilon_placement": "outside_sqrt"},
+        "optimizer.name=adagrad": {"optimizer.epsilon": 1e-10, "optimizer.epsilon_placement": "outside_sqrt",
+                                   "optimizer.initial_accumulator": 0.0},
+        "network": {"network.hidden_kernel_init.truncated": False, "network.output_kernel_init.truncated": False,
+                    "network.batch_norm.momentum": 0.9, "network.batch_norm.epsilon": 1e-5,
+                    "network.batch_norm.running_variance": "unbiased", "network.leaky_relu_slope": 0.01},
+    }
 
     def book(self):
         import torch_impl
@@ -66,6 +76,35 @@ class PyTorch(Framework):
         model.eval()
         with torch.no_grad():
             return model(torch.as_tensor(x, device=next(model.parameters()).device)).cpu().numpy()
+
+    def _traced(self, model, spec: Spec, name: str, u: np.ndarray, y: np.ndarray, g=None):
+        import torch
+        from torch_impl.losses import SpecLoss, one_hot
+        book = self.book()
+        kept = book.get_weights(model)  # PT: a BatchNorm1d call in training mode moves its statistics
+        model.train()
+        uu = torch.as_tensor(np.asarray(u, spec.training.dtype)).requires_grad_()
+        if name == "loss":
+            out, params = SpecLoss(spec)(one_hot(spec, y), uu), {}
+        else:
+            layer = model.get_submodule(name)
+            out = layer(uu.reshape(len(uu), -1) if name == "hidden" else uu)
+            canonical = {"weight": "gamma" if name == "bn" else "kernel", "bias": "beta" if name == "bn" else "bias"}
+            params = {f"{name}/{canonical[n]}": p for n, p in layer.named_parameters()}
+        if g is None:
+            book.set_weights(model, kept)
+            return out.detach().numpy(), None
+        grads = torch.autograd.grad(out, [uu, *params.values()], torch.as_tensor(np.asarray(g), dtype=out.dtype))
+        book.set_weights(model, kept)
+        # PT: nn.Linear's weight is (out, in); canonical kernels are (in, out)
+        named = {n: (d.T if n.endswith("kernel") else d).numpy() for n, d in zip(params, grads[1:])}
+        return grads[0].numpy(), named
+
+    def layer_forward(self, model, spec: Spec, name: str, u: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self._traced(model, spec, name, u, y)[0]
+
+    def layer_vjp(self, model, spec: Spec, name: str, u: np.ndarray, g, y: np.ndarray) -> tuple[np.ndarray, dict]:
+        return self._traced(model, spec, name, u, y, g)
 
     def use_optimizer(self, model, spec: Spec, make) -> None:
         from common.canonical import trainable_names

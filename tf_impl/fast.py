@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common.config import step_key
 from common.data import epoch_permutation
 from common.history import check_epoch
 from common.spec import Spec
@@ -17,7 +18,7 @@ from tf_impl.model import device_name
 from tf_impl.optimizers import update
 from tf_impl.training import as_inputs, evaluate
 
-_RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(spec, n): compiled epoch}
+_RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(step_key(spec), n): compiled epoch}
 
 # --- section: compile_epoch ---
 
@@ -28,9 +29,9 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
     The steps run in a `tf.while_loop` inside one XLA-compiled `tf.function`:
     no Python, no host round trip and no tf.data between steps.
     """
-    cached = _RUNS.setdefault(model, {})
-    if (spec, n_examples) in cached:  # TF: a new tf.function would be traced and XLA-compiled again
-        return cached[(spec, n_examples)]
+    cached, key = _RUNS.setdefault(model, {}), (step_key(spec), n_examples)
+    if key in cached:  # TF: a new tf.function would be traced and XLA-compiled again
+        return cached[key]
     bs = spec.training.batch_size
     full, tail = divmod(n_examples, bs)
     variables = model.trainable_variables
@@ -57,7 +58,7 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
             loss, c = step(x[full * bs:], t[full * bs:])
             loss_sum, correct = loss_sum + loss, correct + c
         return loss_sum, correct
-    cached[(spec, n_examples)] = run
+    cached[key] = run
     return run
 
 

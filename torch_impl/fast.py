@@ -19,6 +19,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from common import canonical
 from common.compare import compare_sets
+from common.config import step_key
 from common.data import epoch_permutation
 from common.history import check_epoch
 from common.spec import Spec
@@ -32,7 +33,7 @@ aten = torch.ops.aten
 UNROLL = 4          # CPU: steps per while_loop iteration (more: less loop overhead, longer compile)
 GRAPH_STEPS = 64    # CUDA: steps captured per CUDA graph launch
 CHECK_STEPS = UNROLL + 1  # the self-check's steps: through the unrolled and the single-step loop
-_LOOPS: dict[tuple, tuple] = {}  # (spec, n_examples) -> (CPU loop, mode), shared by the models of a spec
+_LOOPS: dict[tuple, tuple] = {}  # (step_key(spec), n) -> (CPU loop, mode), shared by the models of a spec
 
 # --- section: compile_epoch ---
 
@@ -200,12 +201,13 @@ def compile_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callab
         return (torch.tensor(n_steps, device=x.device), order[:n_steps * bs].view(n_steps, bs),
                 x.reshape(len(x), -1), t, loss_sum, correct, *mut)
 
-    if device == "cpu" and (spec, n_examples) in _LOOPS:  # built before for this spec: reuse it
-        loop, mode = _LOOPS[spec, n_examples]
+    key = (step_key(spec), n_examples)  # PT: another seed or spec name needs no new compile
+    if device == "cpu" and key in _LOOPS:  # built before for this step: reuse it
+        loop, mode = _LOOPS[key]
     else:
         loop, mode = _build_loop(model, spec, n_examples, inputs)
         if device == "cpu":
-            _LOOPS[spec, n_examples] = loop, mode
+            _LOOPS[key] = loop, mode
 
     def run(x: torch.Tensor, t: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         model.train()

@@ -47,6 +47,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--html", help="write a self-contained HTML page instead")
     s.add_argument("--width", type=int, help="terminal width (default: detected)")
     s.set_defaults(func=commands.cmd_side_by_side)
+    from twinbench.diff import add_parser as add_diff
+    from twinbench.experiment import add_parser as add_experiment
+    add_diff(sub)
+    add_experiment(sub)
     sub.add_parser("bench", help="benchmarks: twinbench bench --help (see bench/README.md)")
     return p
 
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from common.data import DataError
     from twinbench.run import RunStopped
     try:
-        args.func(args)
+        code = args.func(args)
     except RunStopped as exc:
         print(f"twinbench: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -71,4 +75,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("twinbench: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

@@ -39,3 +39,17 @@ def test_compare_sets_uses_one_scale():
     # 1e-4 off a tiny entry is within atol 2e-5 x scale 100 = 2e-3
     assert worst.passed and set(each) == {"a", "b"}
     assert not compare_sets({"a": big}, {"a": big, "b": small}, t)[0].passed
+
+
+def test_comparison_bits_are_counted_at_the_scale_of_the_set():
+    e = np.array([1.0, 1e-9], np.float32)
+    a = e.copy()
+    a[1] = -1e-9  # noise around zero: opposite sign, but far below the set's scale
+    c = compare(a, e, tol("float32", "gradients"))
+    assert bits_of_agreement(a, e)[1] == 0 and c.bits > 23  # per entry 0 bits; at the scale ~24
+    b = e.copy()
+    b[0] = np.nextafter(np.float32(1.0), np.float32(2)) + np.finfo(np.float32).eps  # 2 ULPs off at 1.0
+    assert compare(b, e, tol("float32", "gradients")).bits == pytest.approx(24 - np.log2(3))
+    assert compare(e.astype(np.float64), e.astype(np.float64), tol("float64", "forward")).bits == 53
+    nan = compare(np.array([np.nan, 1.0]), np.array([1.0, 1.0]), tol("float64", "forward"))
+    assert nan.bits == 0 and not nan.passed

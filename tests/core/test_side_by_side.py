@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.config import load_spec, preset_names
+from tests import browser
 from reader.align import DIFF, SAME, SPELLING, align, normalize
 from reader.page import render_html, write_html
 from reader.sections import load_pairs, select
@@ -175,33 +175,14 @@ def test_write_html_is_atomic_and_complete(pairs, tmp_path):
     assert not [p for p in path.parent.iterdir() if p.name != "page.html"]
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _png_colours(path: Path) -> int:
-    import matplotlib.image
-
-    image = matplotlib.image.imread(path)
-    return len({tuple(px) for px in image[::7, ::7].reshape(-1, image.shape[-1]).tolist()})
-
-
 @pytest.mark.browser
 def test_page_renders_in_headless_chromium(pairs, specs, tmp_path):
-    browser = _chromium()
-    if not browser:
-        pytest.skip("chromium not installed")
+    browser.chromium()
     page = tmp_path / "twinbench.html"
     page.write_text(render_html(pairs, specs, FAKE_DIFFERENCES))
-    base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}"]
-    shot = tmp_path / "shot.png"
-    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1600,1200", page.as_uri()],
-                   capture_output=True, timeout=120)
+    shot = browser.screenshot(page, tmp_path / "shot.png")
     assert shot.exists() and shot.stat().st_size > 10_000
-    assert _png_colours(shot) > 10
-    dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    rendered = _parse(dom)
+    assert browser.png_colours(shot) > 10
+    rendered = _parse(browser.dump_dom(page, tmp_path / "profile"))
     for pair in pairs:
         assert pair.id in rendered.ids and {"tf", "pt"} <= rendered.cells[pair.id], pair.id

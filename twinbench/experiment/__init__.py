@@ -1,0 +1,73 @@
+"""`twinbench experiment`: the chapter's experiment in both frameworks, over seeds, on Dask.
+
+    plan     arms x specs x frameworks x seeds (x folds) as tasks
+    worker   one run inside a Dask worker (models and compiled loops reused across seeds)
+    execute  the Dask client (LocalCluster or --scheduler ADDRESS), records, resume, failures
+    summary  mean ± std, paired differences, TOST, the chapter's printout; the table
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import frameworks
+from common.files import write_json, write_text
+
+
+def main(args) -> int | None:
+    from plots import plot_experiment
+    from twinbench.experiment import execute, plan, summary
+    fws = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()] + (["kfold"] if args.k_folds else [])
+    plan.check_arguments(args.seeds, fws, arms, args.k_folds or 0, args.epochs, args.train_examples)
+    specs = plan.load_specs(args.specs or list(plan.DEFAULT_SPECS))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    tasks = plan.plan(specs, fws, seeds, arms, args.variant, args.epochs, args.k_folds or 0, args.train_examples)
+    out = Path(args.out)
+    print(f"twinbench experiment: {len(tasks)} runs ({', '.join(specs)} x {', '.join(fws)} x {len(seeds)} seeds; "
+          f"arms {', '.join(arms)}; {args.variant} variant) -> {out}", file=sys.stderr, flush=True)
+    began = time.perf_counter()
+    with execute.client_for(args.scheduler, args.workers) as client:
+        where = args.scheduler or f"a LocalCluster of {len(client.scheduler_info()['workers'])} workers"
+        print(f"running on {where}", file=sys.stderr, flush=True)
+        counts = execute.execute(tasks, client, out, args.resume, execute.progress(len(tasks)))
+    wall = time.perf_counter() - began
+    result = summary.summarize(summary.load_records(out), list(specs))
+    result.update(runs=counts, wall_seconds=wall, command=" ".join(sys.argv), environment=frameworks.describe(),
+                  settings={"specs": list(specs), "frameworks": fws, "seeds": seeds, "arms": arms,
+                            "variant": args.variant, "epochs": args.epochs, "train_examples": args.train_examples,
+                            "scheduler": args.scheduler or "LocalCluster"})
+    write_json(out / "summary.json", result)
+    text = summary.table(result)
+    write_text(out / "summary.md", f"# twinbench experiment\n\n{text}\n")
+    plot_experiment(result, out / "curves.png", title=f"test accuracy over seeds ({args.variant} variants)")
+    print(text)
+    print(f"\n{counts['ran']} runs made, {counts['skipped']} already done, {counts['failed']} failed; "
+          f"{wall:.0f} s; written: {out}/summary.md, summary.json, curves.png, runs/*.json")
+    if counts.get("interrupted"):
+        print("twinbench: interrupted: every finished run is kept; `--resume` makes the rest", file=sys.stderr)
+        return 130
+    return 1 if counts["failed"] else None
+
+
+def add_parser(sub) -> None:
+    e = sub.add_parser("experiment", help="the chapter's experiment: learning curves over seeds in both "
+                                          "frameworks, equivalence tested, on Dask")
+    e.add_argument("specs", nargs="*", help="preset names or TOML files (default conf1 ... conf5)")
+    e.add_argument("--seeds", type=int, default=10, help="seeds per spec and framework (default 10)")
+    e.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
+    e.add_argument("--epochs", type=int, help="override the specs' epochs (default: each spec's, 20)")
+    e.add_argument("--frameworks", default=",".join(frameworks.NAMES), help="comma-separated (default all)")
+    e.add_argument("--variant", default="fast", choices=list(frameworks.VARIANTS),
+                   help="fast (default; parity-checked against the book) or book")
+    e.add_argument("--arms", default="mapped,defaults",
+                   help="mapped (the spec in every framework), defaults (each framework's own defaults)")
+    e.add_argument("--k-folds", type=int, help="also K-fold cross-validation of each spec (validation accuracy)")
+    e.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a LocalCluster here)")
+    e.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per core)")
+    e.add_argument("--train-examples", type=int, help="train on the first N training images only (a quick look)")
+    e.add_argument("--out", default="twinbench-experiment", help="results directory (default ./twinbench-experiment)")
+    e.add_argument("--resume", action="store_true", help="skip the runs already finished with the same settings")
+    e.set_defaults(func=main)
+
