@@ -9,12 +9,11 @@ import scipy.stats
 
 from common import reference as ref
 from common.config import load_spec
-from common.reference.init import fans
 from common.spec import Initializer
 from parity_tests import harness as H
+from parity_tests.distributions import TRUNC, distribution
 
 ALPHA = 0.001  # KS significance level: a sample is rejected when p < ALPHA
-TRUNC = float(scipy.stats.truncnorm(-2, 2).std())  # derived here, not copied from common.spec
 SEED = 17
 INITS = {
     "uniform": Initializer("uniform", -0.3, 0.2),
@@ -34,18 +33,6 @@ TENSORS = ("hidden/kernel", "hidden/bias", "output/kernel")
 def spec_for(init: Initializer, units: int):
     return H.replace(load_spec("conf1"), **{"network.hidden_units": units, "network.hidden_kernel_init": init,
                                             "network.hidden_bias_init": init, "network.output_kernel_init": init})
-
-
-def distribution(init: Initializer, shape: tuple[int, ...]):
-    """The spec's distribution of one tensor (fans as in common/reference/init.py)."""
-    fan_in, fan_out = fans(shape)
-    if init.name == "uniform":
-        return scipy.stats.uniform(init.low, init.high - init.low)
-    limit = np.sqrt(6.0 / ((fan_in + fan_out) if init.name == "glorot_uniform" else fan_in))
-    if init.name in ("glorot_uniform", "he_uniform"):
-        return scipy.stats.uniform(-limit, 2 * limit)
-    s = np.sqrt(2.0 / ((fan_in + fan_out) if init.name == "glorot_normal" else fan_in))
-    return scipy.stats.truncnorm(-2, 2, scale=s / TRUNC) if init.truncated else scipy.stats.norm(0, s)
 
 
 def samples(init: Initializer, units: int) -> dict[str, dict[str, np.ndarray]]:

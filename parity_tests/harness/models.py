@@ -46,7 +46,8 @@ def check_forward_and_gradients(spec: Spec, seed: int, x: np.ndarray, y: np.ndar
     ev = {fw: impl(fw).evaluate(models[fw], spec, x, y) for fw in FRAMEWORKS}
     ev["ref"] = ref.evaluate(w, spec, x, y)
     check_reported_losses({k: v[0] for k, v in ev.items()}, dtype, f"{what} evaluate loss")
-    assert len({v[1] for v in ev.values()}) == 1, f"{what} evaluate accuracy {ev}"
+    # the same predictions: equal counts (Keras's accuracy tracker holds the fraction in float32)
+    assert len({round(v[1] * len(y)) for v in ev.values()}) == 1, f"{what} evaluate accuracy {ev}"
     lg = {fw: impl(fw).loss_and_gradients(models[fw], spec, x, y) for fw in FRAMEWORKS}
     lg["ref"] = ref.loss_and_gradients(w, spec, x, y)
     three_way({k: v[0] for k, v in lg.items()}, dtype, "loss", f"{what} training loss")

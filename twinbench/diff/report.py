@@ -42,7 +42,7 @@ def worst_rows(trace: Trace, most: int = 12) -> list[list]:
         last = trace.steps[-1]["tensors"][name]
         g = trace.growth(name)
         rows.append([name, last["kind"], last["max_abs"], last["max_rel"], min(bits), last["bits"], max(ratios),
-                     "" if g["per_step"] is None else f"x{g['per_step']:.3g}"])
+                     "" if g["per_step"] is None else f"x{g['per_step']:.4f}"])
     rows.sort(key=lambda r: (-r[6] if math.isfinite(r[6]) else -math.inf, r[4]))
     return rows[:most]
 
