@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--book-conf1-examples", type=int, default=20_000, metavar="N",
                    help="full run: examples per timed book conf1 epoch, scaled to 60,000 (60000: whole epochs)")
     p.add_argument("--threads", type=int, help="set torch/TF/Numba threads (default: the frameworks' own)")
+    p.add_argument("--no-startup", action="store_true",
+                   help="skip the fresh-process start-up measurements (cold and warm caches)")
     p.add_argument("--compare", nargs=2, metavar=("OLD.json", "NEW.json"),
                    help="compare two latest.json files and exit")
     p.add_argument("--list", action="store_true", help="list the selected rows and exit")
@@ -48,7 +50,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise ValueError("--book-conf1-examples must lie in 1..60000")
     return Settings(quick=args.quick, rounds=rounds, out=str(Path(args.out or (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)).resolve()), resume=args.resume,
                     device=args.device, only=args.only, book_conf1_examples=args.book_conf1_examples,
-                    threads=args.threads)
+                    threads=args.threads, startup=not args.no_startup and not args.quick)
 
 
 def run_pytest(settings: Settings, extra: list[str]) -> int:

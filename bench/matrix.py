@@ -29,7 +29,7 @@ TARGETS = {("fast", "conf1", "cpu"): 1.0, ("fast", "conf5", "cpu"): 0.5,
 
 @dataclass(frozen=True)
 class Row:
-    """One benchmark row; framework 'floor' is the compiled floor (variant 'numba')."""
+    """One benchmark row; framework 'floor' is the floor (variant 'native': C or Numba + BLAS)."""
 
     framework: str
     variant: str
@@ -54,7 +54,7 @@ class Row:
 def all_rows() -> list[Row]:
     """Every row in run order: the floors, then each framework's rows (so a crash of one
     framework leaves the other's rows measured or measurable with --resume)."""
-    rows = [Row("floor", "numba", p, "cpu") for p in PRESETS]
+    rows = [Row("floor", "native", p, "cpu") for p in PRESETS]
     for fw in FRAMEWORKS:
         rows += [Row(fw, v, p, d) for d in DEVICES for v in VARIANTS for p in PRESETS]
     return rows
@@ -102,6 +102,7 @@ class Settings:
     seed_epochs: int = 5
     gate_steps: int = 3
     threads: int | None = None
+    startup: bool = True  # also time the first epoch of a fresh process, cold and warm (fast rows, floors)
     row_ids: list[str] = field(default_factory=list)
 
     def examples(self, row: Row) -> int:

@@ -9,13 +9,13 @@ from pathlib import Path
 from tabulate import tabulate
 
 import frameworks
-
 from bench.matrix import all_rows
 from bench.results import load_rows, table_rows
 from common.files import atomic_write, write_json, write_text
 
 HEADERS = {"row": "row", "median": "median s/epoch", "min": "min", "max": "max", "iqr": "IQR",
-           "time_to_first_epoch": "time to 1st epoch", "eval_seconds": "eval s", "test_accuracy": "test acc",
+           "time_to_first_epoch": "time to 1st epoch", "cold_start": "1st epoch, new process, cold",
+           "warm_start": "1st epoch, new process, warm", "eval_seconds": "eval s", "test_accuracy": "test acc",
            "x_floor": "x floor", "target": "target", "met": "met", "note": "note"}
 SLOWER, FASTER = 1.05, 0.95
 

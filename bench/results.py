@@ -119,6 +119,8 @@ def table_rows(records: dict[str, dict], order: list[str]) -> list[dict]:
         floor = floors.get(r.get("preset"))
         out.append({"row": rid, "status": r.get("status"), "median": med, "min": s.get("min"), "max": s.get("max"),
                     "iqr": s.get("iqr"), "time_to_first_epoch": s.get("time_to_first_epoch"),
+                    "cold_start": (r.get("startup") or {}).get("cold", {}).get("first_epoch"),
+                    "warm_start": (r.get("startup") or {}).get("warm", {}).get("first_epoch"),
                     "eval_seconds": s.get("eval_seconds"), "test_accuracy": s.get("test_accuracy"),
                     "x_floor": med / floor if med and floor and r.get("framework") != "floor" else None,
                     "target": r.get("target"), "met": verdict(med, r.get("target")), "note": note(r)})

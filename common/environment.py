@@ -10,6 +10,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def compile_cache_dir() -> Path:
+    """Where the fast paths keep compiled code between processes: $TWINBENCH_COMPILE_CACHE, else
+    compile/ under the twinbench cache (~/.cache/twinbench)."""
+    if os.environ.get("TWINBENCH_COMPILE_CACHE"):
+        return Path(os.environ["TWINBENCH_COMPILE_CACHE"])
+    return Path(os.environ.get("TWINBENCH_DATA_DIR") or Path.home() / ".cache" / "twinbench") / "compile"
+
+
 def cpu_model() -> str:
     """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:

@@ -73,8 +73,15 @@ def _strategy(cls, prefix: str = ""):
     return st.builds(cls, **kwargs)
 
 
+# A constant (or zero) kernel makes every unit of a layer the same: gradients that are zero in exact
+# arithmetic are left, rounding noise that Adam, RMSprop and Adagrad turn into steps of +-lr and that
+# ties the outputs (argmax then picks by noise). Hypothesis found both; kernels are drawn from the others.
+RANDOM_KERNELS = ("uniform", "glorot_uniform", "glorot_normal", "he_normal", "he_uniform")
+
+
 def _clean(spec: S.Spec) -> S.Spec:
-    """Initializer fields that do not apply to the drawn name back at their defaults (the spec refuses them)."""
+    """Initializer fields that do not apply to the drawn name back at their defaults (the spec refuses them);
+    a constant or zero kernel redrawn as uniform (RANDOM_KERNELS)."""
     def fix(init: S.Initializer) -> S.Initializer:
         keep = {f.name: getattr(init, f.name) for f in dataclasses.fields(S.Initializer)
                 if not f.metadata.get("applies") or init.name in f.metadata["applies"]}
@@ -82,6 +89,9 @@ def _clean(spec: S.Spec) -> S.Spec:
     net = spec.network
     net = dataclasses.replace(net, **{n: fix(getattr(net, n)) for n in
                                       ("hidden_kernel_init", "hidden_bias_init", "output_kernel_init", "output_bias_init")})
+    for n in ("hidden_kernel_init", "output_kernel_init"):
+        if getattr(net, n).name not in RANDOM_KERNELS:
+            net = dataclasses.replace(net, **{n: S.Initializer("uniform", -0.1, 0.1)})
     return dataclasses.replace(spec, network=net, name="hypothesis", description="")
 
 

@@ -1,6 +1,7 @@
 """The fast variant in TensorFlow: a whole epoch as one XLA-compiled graph, same math as the book."""
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from typing import Callable
@@ -11,6 +12,7 @@ import tensorflow as tf
 
 from common.config import step_key
 from common.data import epoch_permutation
+from common.environment import compile_cache_dir
 from common.history import check_epoch
 from common.spec import Spec
 from tf_impl.losses import one_hot, per_example_loss
@@ -18,6 +20,12 @@ from tf_impl.model import device_name
 from tf_impl.optimizers import update
 from tf_impl.training import as_inputs, evaluate
 
+# TF: XLA's persistent cache lets a new process load a compiled epoch instead of compiling it again
+# (read when XLA first compiles, so set before that)
+if "persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
+    os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_persistent_cache_directory="
+                                  + str(compile_cache_dir() / "xla")).strip()
+UNROLL = 4  # steps per while-loop iteration (more: fewer loop tests, a longer compile)
 _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(step_key(spec), n): compiled epoch}
 
 # --- section: compile_epoch ---
@@ -49,11 +57,17 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
         x, t = tf.gather(x, order), tf.gather(t, order)  # the epoch's order, gathered once on device
         zero = tf.zeros((), x.dtype)
 
-        def body(i, loss_sum, correct):
-            # TF: tf.slice with a static size keeps shapes static, so XLA compiles one step
-            loss, c = step(tf.slice(x, [i * bs, 0, 0], [bs, 28, 28]), tf.slice(t, [i * bs, 0], [bs, -1]))
-            return i + 1, loss_sum + loss, correct + c
-        _, loss_sum, correct = tf.while_loop(lambda i, *_: i < full, body, (0, zero, zero))
+        def body(i, loss_sum, correct, steps=1):
+            for k in range(steps):  # unrolled: one loop test per `steps` steps
+                # TF: tf.slice with a static size keeps shapes static, so XLA compiles one step
+                j = (i + k) * bs
+                loss, c = step(tf.slice(x, [j, 0, 0], [bs, 28, 28]), tf.slice(t, [j, 0], [bs, -1]))
+                loss_sum, correct = loss_sum + loss, correct + c
+            return i + steps, loss_sum, correct
+        state = (0, zero, zero)
+        if UNROLL > 1:
+            state = tf.while_loop(lambda i, *_: i + UNROLL <= full, lambda *a: body(*a, steps=UNROLL), state)
+        _, loss_sum, correct = tf.while_loop(lambda i, *_: i < full, body, state)
         if tail:  # the last, smaller batch
             loss, c = step(x[full * bs:], t[full * bs:])
             loss_sum, correct = loss_sum + loss, correct + c
@@ -69,9 +83,8 @@ def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None, 
         on_epoch: Callable[[dict], None] | None = None, progress=None) -> list[dict]:
     """Train like `tf_impl.fit` (same order, same updates), one compiled graph per epoch.
 
-    `progress` is accepted for the same signature; an epoch is one call, so there
-    is no per-step progress to show.
-    """
+    The graph is traced and compiled in the first epoch. A progress bar, if given, advances
+    once per epoch (there is no Python per step)."""
     x, y, x_eval, y_eval = data
     n = len(x)
     with tf.device(device_name(model.device)):
@@ -81,10 +94,14 @@ def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None, 
         history = []
         for epoch in range(initial_epoch, epochs or spec.training.epochs):
             order = epoch_permutation(spec.training.seed, epoch, n) if spec.training.shuffle else np.arange(n)
+            bar = progress(epoch) if progress else None
             start = time.perf_counter()
             loss_sum, correct = run(xs, ts, tf.constant(order, tf.int32))
             loss_sum, correct = float(loss_sum), float(correct)  # TF: the only host sync of the epoch
             seconds = time.perf_counter() - start
+            if bar:
+                bar.update(-(-n // spec.training.batch_size))
+                bar.close()
             val_loss, val_acc = evaluate(model, spec, x_eval, y_eval)
             row = {"epoch": epoch + 1, "loss": loss_sum / n, "accuracy": correct / n,
                    "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds}

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from common.config import load_spec
@@ -54,6 +55,16 @@ def test_defaults_arm_runs_only_where_the_defaults_differ(tmp_path):
     assert {(t.label, t.framework) for t in own} == {("conf5", "torch")}  # Adam eps/form, he_normal truncation
     assert own[0].spec.optimizer.epsilon == 1e-8 and own[0].spec.optimizer.epsilon_convention == "paper"
     assert own[0].spec.network.hidden_kernel_init.truncated is False
+
+
+def test_kfold_arm_plans_one_run_per_fold_on_its_split():
+    specs = plan.load_specs(["conf5"])
+    tasks = plan.plan(specs, ["tf"], [1], ["kfold"], "fast", epochs=1, k_folds=3, train_examples=900)
+    assert [(t.fold, t.spec.training.k_folds) for t in tasks] == [(0, 3), (1, 3), (2, 3)]
+    from twinbench.experiment.worker import _data
+    x0, _, xv0, _ = _data(tasks[0])
+    _, _, xv1, _ = _data(tasks[1])
+    assert len(x0) == 900 and len(xv0) == len(xv1) == 20_000 and not np.array_equal(xv0[:5], xv1[:5])
 
 
 def _dask(*args: str, cwd: Path) -> subprocess.Popen:

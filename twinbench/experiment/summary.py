@@ -54,7 +54,7 @@ def band(runs: dict, key: str = "val_accuracy") -> dict:
             "max": a.max(0).tolist(), "n": len(curves)}
 
 
-def chapter_check(label: str, bands: dict) -> dict | None:
+def chapter_check(label: str, bands: dict, train_bands: dict | None = None) -> dict | None:
     """Whether the chapter's printed test accuracies lie inside each framework's seed band."""
     ref = CHAPTER.get(label)
     if not ref:
@@ -63,6 +63,10 @@ def chapter_check(label: str, bands: dict) -> dict | None:
     for fw, b in bands.items():
         inside = [b["min"][e] <= v <= b["max"][e] for e, v in enumerate(ref["test_accuracy"]) if e < len(b["min"])]
         out[fw] = {"inside": sum(inside), "of": len(inside), "per_epoch": inside}
+        train = train_bands.get(fw) if train_bands else None
+        if train and train["min"]:
+            out[fw]["train_accuracy_epoch1"] = {"min": train["min"][0], "max": train["max"][0],
+                                                "inside": train["min"][0] <= ref["train_accuracy_epoch1"] <= train["max"][0]}
     return out
 
 
@@ -98,7 +102,8 @@ def summarize(records: list[dict], specs: list[str]) -> dict:
         if len(paired) >= 2:
             a, b = ([finals[fw][s] for s in paired] for fw in names)
             row["comparison"] = compare_samples(a, b, MARGIN, ALPHA, paired=True)
-        row["chapter"] = chapter_check(label, {fw: row["frameworks"][fw]["band"] for fw in names})
+        row["chapter"] = chapter_check(label, {fw: row["frameworks"][fw]["band"] for fw in names},
+                                       {fw: band(g.get(("mapped", label, fw), {}), "accuracy") for fw in names})
         rows.append(row)
     return {"margin": MARGIN, "alpha": ALPHA, "frameworks": list(names), "specs": rows}
 

@@ -1,0 +1,100 @@
+"""What every `fit` (book and fast, both frameworks) promises besides the arithmetic: one row
+per epoch with exactly the documented keys, epochs counted as Keras counts them (from
+initial_epoch), each epoch's shared order (or none without shuffling), the callbacks, no output
+of its own, and the stop on divergence. (Mutation testing found these unchecked.)"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import frameworks
+from common.history import Diverged
+from parity_tests import harness as H
+from parity_tests.test_fast import BASE, N_TAIL, epoch_data
+
+KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
+SPEC = H.replace(BASE, **{"optimizer.learning_rate": 0.001})
+VARIANTS = [pytest.param(fw, v, id=f"{fw}-{v}") for fw in H.FRAMEWORKS for v in frameworks.VARIANTS]
+
+
+def build(fw: str, spec):
+    impl = H.impl(fw)
+    model = impl.build_model(spec, seed=1)
+    impl.set_weights(model, H.canonical_weights(spec, 43))
+    return model
+
+
+class Bar:
+    """A stand-in progress bar: what fit reports to it."""
+
+    def __init__(self, epoch: int, log: list):
+        self.epoch, self.steps, self.closed = epoch, 0, False
+        log.append(self)
+
+    def update(self, n: int = 1):
+        self.steps += n
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("fw,variant", VARIANTS)
+def test_rows_callbacks_and_silence(fw: str, variant: str, capfd):
+    api, data = frameworks.get(fw).variant(variant), epoch_data(SPEC, N_TAIL)
+    model, seen, bars = build(fw, SPEC), [], []
+    history = api.fit(model, SPEC, data, epochs=2, on_epoch=seen.append, progress=lambda e: Bar(e, bars))
+    assert [set(r) for r in history] == [KEYS, KEYS] and [r["epoch"] for r in history] == [1, 2]
+    assert seen == history  # on_epoch got every row, in order
+    assert all(r["seconds"] > 0 and 0 <= r["accuracy"] <= 1 and 0 <= r["val_accuracy"] <= 1 for r in history)
+    steps = -(-N_TAIL // SPEC.training.batch_size)
+    assert [(b.epoch, b.steps, b.closed) for b in bars] == [(0, steps, True), (1, steps, True)]
+    out = capfd.readouterr().out
+    assert out == "", f"{fw} {variant} fit printed: {out[:200]!r}"
+    _, _, losses = H.ref_epoch(SPEC, H.canonical_weights(SPEC, 43), data[0], data[1])
+    H.assert_close(history[0]["loss"], float(np.mean(losses)), "float32", "loss", f"{fw} {variant} epoch 1 loss")
+
+
+@pytest.mark.parametrize("fw,variant", VARIANTS)
+def test_initial_epoch_and_unshuffled_order(fw: str, variant: str):
+    """fit(initial_epoch=1) takes epoch 1's order (= the second epoch of a run); shuffle off
+    takes the data as given."""
+    api, data, impl = frameworks.get(fw).variant(variant), epoch_data(SPEC, N_TAIL), H.impl(fw)
+    whole = build(fw, SPEC)
+    api.fit(whole, SPEC, data, epochs=2)
+    resumed = build(fw, SPEC)
+    api.fit(resumed, SPEC, data, epochs=1)
+    history = api.fit(resumed, SPEC, data, epochs=2, initial_epoch=1)
+    assert [r["epoch"] for r in history] == [2]
+    H.assert_close(impl.get_weights(resumed), impl.get_weights(whole), SPEC.training.dtype, "trajectory",
+                   f"{fw} {variant}: epoch 2 alone vs a two-epoch run")
+    plain = H.replace(SPEC, **{"training.shuffle": False})
+    model = build(fw, plain)
+    api.fit(model, plain, data, epochs=1)
+    rw, _, _ = H.ref_epoch(plain, H.canonical_weights(plain, 43), data[0], data[1])
+    H.assert_close(impl.get_weights(model), rw, plain.training.dtype, "trajectory", f"{fw} {variant} unshuffled")
+
+
+@pytest.mark.parametrize("fw,variant", VARIANTS)
+def test_divergence_names_the_spec_and_epoch(fw: str, variant: str):
+    spec = H.replace(SPEC, **{"name": "explode", "optimizer.learning_rate": 1e30})
+    api, rows = frameworks.get(fw).variant(variant), []
+    with pytest.raises(Diverged, match="explode: diverged in epoch 1"):
+        api.fit(build(fw, spec), spec, epoch_data(spec, N_TAIL), epochs=3, on_epoch=rows.append)
+    assert len(rows) == 1  # the epoch is reported, then the run stops
+
+
+def test_tf_compiled_epoch_is_reused():
+    """tf_impl.fast compiles an epoch once per model and step: another seed or name compiles nothing."""
+    fast, model = frameworks.get("tf").fast(), build("tf", SPEC)
+    first = fast.compile_epoch(model, SPEC, N_TAIL)
+    assert fast.compile_epoch(model, H.replace(SPEC, **{"training.seed": 99, "name": "other"}), N_TAIL) is first
+
+
+def test_torch_compiled_loop_is_reused():
+    """torch_impl.fast compiles a loop once per step, shared by the models of a spec."""
+    fast = frameworks.get("torch").fast()
+    fast.compile_epoch(build("torch", SPEC), SPEC, N_TAIL)
+    loops = dict(fast._LOOPS)
+    other = H.replace(SPEC, **{"training.seed": 99, "name": "other"})
+    fast.compile_epoch(build("torch", other), other, N_TAIL)
+    assert fast._LOOPS == loops
