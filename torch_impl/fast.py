@@ -119,6 +119,16 @@ def _fresh(fn):
     return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
+def _inductor_options(spec: Spec) -> dict:
+    """C++ wrapper; the batch rows come from a permutation made here, so no per-element bounds checks."""
+    options = {"cpp_wrapper": True, "assert_indirect_indexing": False}
+    if spec.optimizer.name == "adam":
+        # PT: inductor inlines a reused 0-d value into each consumer's loop, so Adam's step size (two
+        # pows, a sqrt) ran once per weight element (+24% per conf5 epoch); more ops than 4 make it a buffer
+        options["realize_opcount_threshold"] = 4
+    return options
+
+
 @contextlib.contextmanager
 def _one_thread(device: str):
     """One intra-op thread on CPU: a step is microseconds of work, so OpenMP fork/join costs
@@ -274,10 +284,9 @@ def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Cal
     loop, mode = loop_eager, "eager" if full else "none"
     if full and device == "cpu":
         try:
-            # C++ loop: no Python per step; the batch rows come from a permutation made here, so the
-            # per-element bounds checks of the gather are left out of the inner loops
+            # C++ loop: no Python per step
             compiled = torch.compile(_fresh(loop_compiled), fullgraph=True, dynamic=False,
-                                     options={"cpp_wrapper": True, "assert_indirect_indexing": False})
+                                     options=_inductor_options(spec))
             k = min(full, CHECK_STEPS)  # compiled now, on inputs shaped like the real ones, then checked
             x, t, order = _check_data(spec, n_examples, k, device)
 
