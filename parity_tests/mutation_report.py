@@ -6,7 +6,8 @@ unexplained. Reads mutmut's own result files under mutants/.
     python -m parity_tests.mutation_report [--fraction 0.2 --seed 0] [--before N] [--no-run]
 
 A whole run is about 2 hours on 2 cores (each mutant runs the parity tests that reach it);
---fraction tests a reproducible share of each file's mutants and reports only those.
+--fraction F tests the mutants whose number ends in one of 10*F seeded digits (the same
+mutants in every run over the same sources) and reports only those.
 """
 from __future__ import annotations
 
@@ -39,48 +40,43 @@ EXPLAINED: dict[str, str] = {
 }
 
 
-def results(root: Path = ROOT, names: set[str] | None = None) -> dict[str, dict[str, str]]:
-    """file -> {mutant name: status}, only the mutants in `names` when given."""
+def results(root: Path = ROOT, digits: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """file -> {mutant name: status}, only the sample's mutants when `digits` are given."""
     out = {}
     for meta in sorted((root / "mutants").glob("*/*.py.meta")):
         codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
         out[str(meta.relative_to(root / "mutants"))[:-5]] = {
-            k: STATUS.get(v, "suspicious") for k, v in codes.items() if names is None or k in names}
+            k: STATUS.get(v, "suspicious") for k, v in codes.items() if digits is None or in_sample(k, digits)}
     return out
 
 
-def sample(res: dict[str, dict[str, str]], fraction: float, seed: int) -> set[str]:
-    """A reproducible share of each file's mutants (at least one per file)."""
-    rng = random.Random(seed)
-    picked: set[str] = set()
-    for file in sorted(res):
-        names = sorted(res[file])
-        picked.update(rng.sample(names, max(1, round(fraction * len(names)))) if names else [])
-    return picked
+def sample_digits(fraction: float, seed: int) -> list[str]:
+    """The sample: mutants whose number ends in one of round(10 * fraction) seeded digits.
+
+    Chosen by name, so mutmut can be given the sample as patterns before it has named its
+    mutants, and two runs over the same sources (before and after a change of the tests)
+    try the same mutants."""
+    return sorted(random.Random(seed).sample("0123456789", max(1, round(10 * fraction))))
 
 
-def run_mutmut(fraction: float, seed: int, max_children: int) -> set[str] | None:
-    """mutmut itself: every mutant, or a sample of them; returns the sample (None: all)."""
+def in_sample(name: str, digits: list[str]) -> bool:
+    return name[-1] in digits
+
+
+def run_mutmut(fraction: float, seed: int, max_children: int) -> list[str] | None:
+    """mutmut itself: every mutant, or the sample; returns the sample's digits (None: all)."""
     cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
-    if fraction >= 1:
-        subprocess.run(cmd, cwd=ROOT, check=True)
-        return None
-    if not any(results().values()):
-        # mutmut names its mutants only once it has generated them: a filter that matches none makes it
-        # generate the mutants and map the tests, then stop (with an assertion, hence no check)
-        subprocess.run([*cmd, "twinbench-generate-only"], cwd=ROOT, capture_output=True)
-        if not any(results().values()):
-            raise SystemExit("mutmut generated no mutants under mutants/: run `mutmut run` to see why")
-    names = sample(results(), fraction, seed)
-    subprocess.run([*cmd, *sorted(names)], cwd=ROOT, check=True)
-    return names
+    digits = sample_digits(fraction, seed) if fraction < 1 else None
+    subprocess.run([*cmd, *(f"*__mutmut_*{d}" for d in digits or [])], cwd=ROOT, check=True)
+    return digits
 
 
 def reason(name: str) -> str | None:
     return EXPLAINED.get(name) or next((why for key, why in EXPLAINED.items() if name.startswith(key)), None)
 
 
-def render(res: dict[str, dict[str, str]], before: int | None, command: str, generated: int) -> str:
+def render(res: dict[str, dict[str, str]], before: int | None, command: str, generated: int,
+           sample: str = "") -> str:
     rows, total = [], Counter()
     for file, mutants in res.items():
         c = Counter(mutants.values())
@@ -91,7 +87,8 @@ def render(res: dict[str, dict[str, str]], before: int | None, command: str, gen
                  total["timeout"] + total["segfault"], total["not checked"]])
     survivors = [(f, m) for f, ms in res.items() for m, s in ms.items() if s in ("survived", "no tests")]
     tried = sum(total.values())
-    scope = "every mutant" if tried == generated else f"a seeded sample of {tried} of the {generated} mutants"
+    scope = ("every mutant" if tried == generated else
+             f"a seeded sample of {tried} of the {generated} mutants (those whose number ends in {sample})")
     lines = ["# Mutation testing of the mapping code", "",
              f"mutmut over `tf_impl/` and `torch_impl/` (model, losses, optimizers, training, and the TF fast "
              f"path), {scope}, killed by the parity tests named in `pyproject.toml` `[tool.mutmut]`; "
@@ -128,14 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not 0 < args.fraction <= 1:
         p.error(f"--fraction must be in (0, 1], got {args.fraction}")
-    names = None
     if args.no_run:
-        names = sample(results(), args.fraction, args.seed) if args.fraction < 1 else None
+        digits = sample_digits(args.fraction, args.seed) if args.fraction < 1 else None
     else:
-        names = run_mutmut(args.fraction, args.seed, args.max_children)
-    res = results(names=names)
+        digits = run_mutmut(args.fraction, args.seed, args.max_children)
+    res = results(digits=digits)
     from common.files import write_text
-    write_text(args.out, render(res, args.before, args.command, sum(len(m) for m in results().values())))
+    write_text(args.out, render(res, args.before, args.command, sum(len(m) for m in results().values()),
+                                 ", ".join(digits or [])))
     unexplained = [m for ms in res.values() for m, s in ms.items() if s in ("survived", "no tests") and not reason(m)]
     print(f"{sum(len(m) for m in res.values())} mutants; {len(unexplained)} survivors unexplained; written {args.out}")
     return 0
