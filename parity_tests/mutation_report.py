@@ -37,6 +37,15 @@ EXPLAINED: dict[str, str] = {
         "in float32 and the power is taken in the variable's dtype",
     "torch_impl.model.xǁBiasedBatchNorm1dǁforward__mutmut_34":
         "F.batch_norm's momentum 0 -> 1 without running statistics: equivalent, the momentum is unused there",
+    "tf_impl.optimizers.x_get_optimizer_state__mutmut_6":
+        "every entry cast to the spec's dtype, not only the step: equivalent, the slots are variables of that dtype",
+    "tf_impl.training.x_fit__mutmut_39":
+        "Keras fit(shuffle=None) for shuffle=False: equivalent, Keras shuffles arrays only when shuffle is truthy",
+    "torch_impl.training.x_fit__mutmut_69":
+        "argmax(+1) for argmax(-1) on (batch, classes) outputs: the same axis",
+    "torch_impl.training.x_train_step__mutmut_16":
+        "labels moved .to(None) instead of to the model's device: equivalent on CPU; a CUDA run (tox -e bench-cuda, "
+        "the CUDA parity tests) needs them on the GPU",
 }
 
 

@@ -4,11 +4,16 @@ initial_epoch), each epoch's shared order (or none without shuffling), the callb
 of its own, and the stop on divergence. (Mutation testing found these unchecked.)"""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 import frameworks
+from common import canonical
+from common.data import epoch_permutation
 from common.history import Diverged
+from common import reference as ref
 from parity_tests import harness as H
 from parity_tests.test_fast import BASE, N_TAIL, epoch_data
 
@@ -42,16 +47,49 @@ class Bar:
 def test_rows_callbacks_and_silence(fw: str, variant: str, capfd):
     api, data = frameworks.get(fw).variant(variant), epoch_data(SPEC, N_TAIL)
     model, seen, bars = build(fw, SPEC), [], []
+    start = time.perf_counter()
     history = api.fit(model, SPEC, data, epochs=2, on_epoch=seen.append, progress=lambda e: Bar(e, bars))
+    wall = time.perf_counter() - start
     assert [set(r) for r in history] == [KEYS, KEYS] and [r["epoch"] for r in history] == [1, 2]
     assert seen == history  # on_epoch got every row, in order
-    assert all(r["seconds"] > 0 and 0 <= r["accuracy"] <= 1 and 0 <= r["val_accuracy"] <= 1 for r in history)
+    assert all(0 < r["seconds"] <= wall and 0 <= r["val_accuracy"] <= 1 for r in history)
     steps = -(-N_TAIL // SPEC.training.batch_size)
     assert [(b.epoch, b.steps, b.closed) for b in bars] == [(0, steps, True), (1, steps, True)]
     out = capfd.readouterr().out
     assert out == "", f"{fw} {variant} fit printed: {out[:200]!r}"
     _, _, losses = H.ref_epoch(SPEC, H.canonical_weights(SPEC, 43), data[0], data[1])
     H.assert_close(history[0]["loss"], float(np.mean(losses)), "float32", "loss", f"{fw} {variant} epoch 1 loss")
+    expected = ref_train_accuracy(SPEC, H.canonical_weights(SPEC, 43), data[0], data[1])
+    # one example of slack: a float32 prediction may fall on the other side of a near-tie than float64's
+    assert abs(history[0]["accuracy"] - expected) <= 1 / N_TAIL, (fw, variant, history[0]["accuracy"], expected)
+
+
+def ref_train_accuracy(spec, w: dict, x: np.ndarray, y: np.ndarray) -> float:
+    """The epoch's train accuracy as fit reports it: each batch's predictions before its update,
+    over every batch of the epoch (the last one short)."""
+    n, bs = len(x), spec.training.batch_size
+    order, correct = epoch_permutation(spec.training.seed, 0, n), 0
+    rw, rs = {k: np.asarray(v, np.float64) for k, v in w.items()}, ref.init_state(spec, w)
+    for i in range(0, n, bs):
+        rows = order[i:i + bs]
+        correct += int((ref.forward(rw, spec, x[rows], training=True)["p"].argmax(-1) == y[rows]).sum())
+        _, rw, rs = ref.train_step(spec, rw, rs, x[rows], y[rows])
+    return correct / n
+
+
+@pytest.mark.parametrize("fw", H.FRAMEWORKS)
+def test_optimizer_state_is_canonical(fw: str):
+    """Every state entry in the canonical layout: the names, shapes and the spec's dtype (the step count
+    too); a state that does not fit is refused, named as optimizer state."""
+    impl, data = H.impl(fw), epoch_data(SPEC, N_TAIL)
+    model = build(fw, SPEC)
+    frameworks.get(fw).variant("book").fit(model, SPEC, data, epochs=1)
+    state = impl.get_optimizer_state(model, SPEC)
+    assert {k: v.shape for k, v in state.items()} == canonical.state_shapes(SPEC)
+    assert {k: str(v.dtype) for k, v in state.items()} == {k: SPEC.training.dtype for k in state}
+    assert state["step"] == -(-N_TAIL // SPEC.training.batch_size)
+    with pytest.raises(ValueError, match=r"^optimizer state: missing \['step'\]"):
+        impl.set_optimizer_state(model, SPEC, {k: v for k, v in state.items() if k != "step"})
 
 
 @pytest.mark.parametrize("fw,variant", VARIANTS)
