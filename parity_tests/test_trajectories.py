@@ -124,7 +124,7 @@ def test_fit_equals_train_step_loop(spec, fw: str):
     order = epoch_permutation(spec.training.seed, 0, N_FIT)
     for i in range(0, N_FIT, bs):
         impl.train_step(loop, spec, data[0][order[i:i + bs]], data[1][order[i:i + bs]])
-    rw, rs, losses = H.ref_epoch(spec, w, data[0], data[1])
+    rw, rs, losses, hits = H.ref_epoch(spec, w, data[0], data[1])
     got = {"fit": impl.get_weights(book), "loop": impl.get_weights(loop)}
     H.assert_close(got["fit"], got["loop"], dtype, "trajectory", f"{fw} fit vs train_step loop")
     H.assert_close(got["fit"], rw, dtype, "trajectory", f"{fw} fit vs oracle")
@@ -132,6 +132,7 @@ def test_fit_equals_train_step_loop(spec, fw: str):
     assert len(history) == 1 and history[0]["epoch"] == 1
     # fit reports the running mean of the batch losses over the epoch (Keras's tracker: float32)
     H.assert_close(history[0]["loss"], float(np.mean(losses)), "float32", "loss", f"{fw} fit epoch loss")
+    assert abs(history[0]["accuracy"] - hits.mean()) <= 1 / N_FIT + 1e-12  # train accuracy; near-ties: one example
     val = ref.evaluate(rw, spec, data[2], data[3])
     H.assert_close(history[0]["val_loss"], val[0], "float32", "loss", f"{fw} fit val_loss")
     assert abs(history[0]["val_accuracy"] - val[1]) <= 1 / 500 + 1e-12

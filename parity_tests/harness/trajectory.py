@@ -82,18 +82,21 @@ def ref_run(spec: Spec, w: dict, data: list, lr: list[float] | None = None) -> d
     return rw
 
 
-def ref_epoch(spec: Spec, w: dict, x: np.ndarray, y: np.ndarray, epoch: int = 0) -> tuple[dict, dict, np.ndarray]:
-    """The oracle's (weights, optimizer state, per-example losses) after one epoch over x in the
-    shared order (epoch_permutation(seed, epoch), batches of batch_size, the last one short)."""
+def ref_epoch(spec: Spec, w: dict, x: np.ndarray, y: np.ndarray,
+              epoch: int = 0) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """The oracle's (weights, optimizer state, per-example losses, per-example hits) after one
+    epoch over x in the shared order (epoch_permutation(seed, epoch), batches of batch_size,
+    the last one short); a hit: the prediction made before its batch's update was right."""
     n, bs = len(x), spec.training.batch_size
     order = epoch_permutation(spec.training.seed, epoch, n) if spec.training.shuffle else np.arange(n)
     rw, rs = {k: np.asarray(v, np.float64) for k, v in w.items()}, ref.init_state(spec, w)
-    losses = []
+    losses, hits = [], []
     for i in range(0, n, bs):
         rows = order[i:i + bs]
+        hits += list(ref.forward(rw, spec, x[rows], training=True)["p"].argmax(-1) == y[rows])
         loss, rw, rs = ref.train_step(spec, rw, rs, x[rows], y[rows])
         losses += [loss] * len(rows)
-    return rw, rs, np.array(losses)
+    return rw, rs, np.array(losses), np.array(hits)
 
 
 def framework_run(fw: str, spec: Spec, w: dict, data: list, optimizer=None, edit=None) -> dict:
