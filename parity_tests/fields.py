@@ -155,13 +155,19 @@ def default_of(name: str):
 
 def probes() -> list[Probe]:
     """One probe per (field, non-default value) of every leaf not in UNPROBED, on BASE (float64,
-    batches of 4) with the field's context switched on."""
+    batches of 4) with the field's context switched on; a choice (Literal) with a context, at
+    its default too."""
     out = []
     for name, f, tp in leaves():
         if name in UNPROBED:
             continue
         spec = context(name, BASE)
-        for value in _values(name, f, tp, default_of(name)):
+        values = _values(name, f, tp, default_of(name))
+        if typing.get_origin(tp) is typing.Literal and spec != BASE:
+            # where the context makes the choice matter, the default's own mapping is probed too (a
+            # missing one is otherwise invisible: e.g. logits taken as clipped, which differ only when clipping)
+            values = [default_of(name), *values]
+        for value in values:
             probe = _set(spec, name, value)
             validate(probe)
             out.append(Probe(name, value, probe))

@@ -85,7 +85,11 @@ def _sensitivity(spec, default_spec) -> float:
 
 
 def _default_spec(probe: F.Probe):
-    """The probe's spec with the probed field back at the spec's default (other fields kept)."""
+    """The probe's spec with the probed field back at the spec's default (other fields kept); for
+    a probe of the default itself, at the first other value."""
+    if probe.value == F.default_of(probe.field) and probe.field != "training.dtype":
+        other = next(p for p in PROBES if p.field == probe.field and p.value != probe.value)
+        return replace(probe.spec, **{F._plain(probe.field): other.value})
     if probe.field == "optimizer.name":
         return replace(probe.spec, optimizer=type(F.BASE.optimizer)())
     if probe.field.endswith("_init.name"):

@@ -11,6 +11,7 @@ import pytest
 
 import frameworks
 from common import canonical
+from common import spec as S
 from common.history import Diverged
 from parity_tests import harness as H
 from parity_tests.test_fast import BASE, N_TAIL, epoch_data
@@ -121,3 +122,21 @@ def test_torch_compiled_loop_is_reused():
     other = H.replace(SPEC, **{"training.seed": 99, "name": "other"})
     fast.compile_epoch(build("torch", other), other, N_TAIL)
     assert fast._LOOPS == loops
+
+
+INITS = ["he_normal", "glorot_normal", "he_uniform", "glorot_uniform", "uniform"]
+
+
+@pytest.mark.parametrize("fw", H.FRAMEWORKS)
+@pytest.mark.parametrize("truncated", [False, True])
+def test_build_is_seeded(fw: str, truncated: bool):
+    """build_model(spec, seed) draws from the seed alone: the same seed twice gives the same weights
+    (a draw from the framework's global generator would not), another seed others."""
+    impl = H.impl(fw)
+    for name in INITS:
+        init = S.Initializer(name, **({"truncated": truncated} if name.endswith("_normal") else {}))
+        spec = H.replace(SPEC, **{"network.hidden_kernel_init": init, "network.output_kernel_init": init})
+        a, b, c = (impl.get_weights(impl.build_model(spec, seed=s)) for s in (5, 5, 6))
+        for k in ("hidden/kernel", "output/kernel"):
+            assert np.array_equal(a[k], b[k]), f"{fw} {name} truncated={truncated}: seed 5 twice, {k} differs"
+            assert not np.array_equal(a[k], c[k]), f"{fw} {name}: seeds 5 and 6 give the same {k}"
