@@ -60,7 +60,8 @@ class Probe:
 
     @property
     def id(self) -> str:
-        return f"{self.field}={self.value}"
+        loss = f"[{self.spec.loss.name}]" if self.field == "loss.formula" else ""
+        return f"{self.field}={self.value}{loss}"
 
 
 BASE = replace(S.Spec(name="probe"), **{"training.batch_size": 4, "training.dtype": "float64"})
@@ -167,8 +168,12 @@ def probes() -> list[Probe]:
             # where the context makes the choice matter, the default's own mapping is probed too (a
             # missing one is otherwise invisible: e.g. logits taken as clipped, which differ only when clipping)
             values = [default_of(name), *values]
-        for value in values:
-            probe = _set(spec, name, value)
-            validate(probe)
-            out.append(Probe(name, value, probe))
+        # the loss formula in both losses that have one: categorical (the context) and binary (sigmoid
+        # outputs start near 0.5: clipping to [0.45, 0.55] bites)
+        binary = replace(_set(spec, "loss.name", "binary_crossentropy"), **{"loss.epsilon": 0.45})
+        for where in [spec] + ([binary] if name == "loss.formula" else []):
+            for value in values:
+                probe = _set(where, name, value)
+                validate(probe)
+                out.append(Probe(name, value, probe))
     return out

@@ -49,6 +49,15 @@ EXPLAINED: dict[str, str] = {
     "torch_impl.model.x_device_name__mutmut_9":
         "'CUDA' for 'cuda' in the no-GPU check: killed by tests/app/test_cli.py::test_cuda_without_gpu_is_an_error "
         "(not in the mutation selection)",
+    "tf_impl.losses.x_per_example_loss__mutmut_16":
+        "MSE averaged over the batch axis first: equivalent, per-example losses are only ever averaged (SpecLoss)",
+    "tf_impl.losses.x_per_example_loss__mutmut_29":
+        "binary cross-entropy with logits averaged over everything: equivalent, only ever averaged",
+    "tf_impl.losses.x_per_example_loss__mutmut_36": "axis=+1 for axis=-1 on (batch, classes): the same axis",
+    "tf_impl.losses.x_per_example_loss__mutmut_59": "axis=+1 for axis=-1 on (batch, classes): the same axis",
+    "tf_impl.losses.x_one_hot__mutmut_6":
+        "one-hot targets in float32 for a float64 spec: equivalent, 0 and 1 are exact and Keras's Loss casts "
+        "y_true to y_pred's dtype",
     "torch_impl.training.x_as_inputs__mutmut_19":
         "inputs made on the default device, not the model's: equivalent on CPU; CUDA runs need the model's",
     "torch_impl.losses.x_per_example_loss__mutmut_16":

@@ -54,8 +54,10 @@ def test_probe_values_avoid_the_installed_defaults():
                  "optimizer.beta_2": {keras.optimizers.Adam().beta_2, adam["betas"][1]}}
     for field, values in installed.items():
         assert {round(float(v), 12) for v in values} <= {round(v, 12) for v in F.FRAMEWORK_DEFAULTS[field]}, field
-    for p in PROBES:
-        assert p.value not in F.FRAMEWORK_DEFAULTS.get(F._plain(p.field), set()) and p.value != F.default_of(p.field)
+    for p in PROBES:  # every field is probed off the defaults (a choice may be probed at its default as well)
+        assert p.value not in F.FRAMEWORK_DEFAULTS.get(F._plain(p.field), set())
+    off = {p.field for p in PROBES if p.value != F.default_of(p.field)}
+    assert off == {p.field for p in PROBES}, f"probed only at the default: {sorted({p.field for p in PROBES} - off)}"
 
 
 def _oracle(spec, x, y) -> dict:
