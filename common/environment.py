@@ -12,10 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def compile_cache_dir() -> Path:
     """Where the fast paths keep compiled code between processes: $TWINBENCH_COMPILE_CACHE, else
-    compile/ under the twinbench cache (~/.cache/twinbench)."""
+    compile/ under the twinbench cache (common.data.cache_dir)."""
     if os.environ.get("TWINBENCH_COMPILE_CACHE"):
         return Path(os.environ["TWINBENCH_COMPILE_CACHE"])
-    return Path(os.environ.get("TWINBENCH_DATA_DIR") or Path.home() / ".cache" / "twinbench") / "compile"
+    from common.data import cache_dir
+    return cache_dir() / "compile"
 
 
 def cpu_model() -> str:

@@ -168,10 +168,11 @@ def probes() -> list[Probe]:
             # where the context makes the choice matter, the default's own mapping is probed too (a
             # missing one is otherwise invisible: e.g. logits taken as clipped, which differ only when clipping)
             values = [default_of(name), *values]
-        # the loss formula in both losses that have one: categorical (the context) and binary (sigmoid
-        # outputs start near 0.5: clipping to [0.45, 0.55] bites)
-        binary = replace(_set(spec, "loss.name", "binary_crossentropy"), **{"loss.epsilon": 0.45})
-        for where in [spec] + ([binary] if name == "loss.formula" else []):
+        wheres = [spec]
+        if name == "loss.formula":  # in both losses that have one: categorical (the context) and binary
+            # (sigmoid outputs start near 0.5: clipping to [0.45, 0.55] bites)
+            wheres.append(replace(_set(spec, "loss.name", "binary_crossentropy"), **{"loss.epsilon": 0.45}))
+        for where in wheres:
             for value in values:
                 probe = _set(where, name, value)
                 validate(probe)

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault",
           None: "not checked"}
+ALIVE = ("survived", "no tests")  # what counts as a survivor
 # survivor (mutant name, or the function's name prefix) -> why a test cannot or need not kill it
 EXPLAINED: dict[str, str] = {
     "tf_impl.model.xǁUnbiasedBatchNormalizationǁcall__mutmut_4":
@@ -74,14 +75,18 @@ EXPLAINED: dict[str, str] = {
 }
 
 
-def results(root: Path = ROOT, digits: list[str] | None = None) -> dict[str, dict[str, str]]:
-    """file -> {mutant name: status}, only the sample's mutants when `digits` are given."""
+def results(root: Path = ROOT) -> dict[str, dict[str, str]]:
+    """file -> {mutant name: status}, every mutant mutmut generated."""
     out = {}
     for meta in sorted((root / "mutants").glob("*/*.py.meta")):
         codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
-        out[str(meta.relative_to(root / "mutants"))[:-5]] = {
-            k: STATUS.get(v, "suspicious") for k, v in codes.items() if digits is None or in_sample(k, digits)}
+        out[str(meta.relative_to(root / "mutants"))[:-5]] = {k: STATUS.get(v, "suspicious") for k, v in codes.items()}
     return out
+
+
+def only(res: dict[str, dict[str, str]], digits: list[str] | None) -> dict[str, dict[str, str]]:
+    """The sample's mutants of `res` (all when `digits` is None)."""
+    return {f: {m: st for m, st in ms.items() if digits is None or in_sample(m, digits)} for f, ms in res.items()}
 
 
 def sample_digits(fraction: float, seed: int) -> list[str]:
@@ -97,12 +102,10 @@ def in_sample(name: str, digits: list[str]) -> bool:
     return name[-1] in digits
 
 
-def run_mutmut(fraction: float, seed: int, max_children: int) -> list[str] | None:
-    """mutmut itself: every mutant, or the sample; returns the sample's digits (None: all)."""
+def run_mutmut(digits: list[str] | None, max_children: int) -> None:
+    """mutmut itself: every mutant (digits None), or the sample's, as name patterns."""
     cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
-    digits = sample_digits(fraction, seed) if fraction < 1 else None
     subprocess.run([*cmd, *(f"*__mutmut_*{d}" for d in digits or [])], cwd=ROOT, check=True)
-    return digits
 
 
 def reason(name: str) -> str | None:
@@ -116,8 +119,7 @@ def compare(after: dict[str, dict[str, str]], before: dict[str, dict[str, str]])
     flat = lambda res: {m: st for ms in res.values() for m, st in ms.items()}  # noqa: E731
     a, b = flat(after), flat(before)
     both = [m for m in a if a[m] != "not checked" and b.get(m, "not checked") != "not checked"]
-    alive = ("survived", "no tests")
-    return len(both), sum(b[m] in alive for m in both), sum(a[m] in alive for m in both)
+    return len(both), sum(b[m] in ALIVE for m in both), sum(a[m] in ALIVE for m in both)
 
 
 def render(res: dict[str, dict[str, str]], before: tuple[int, int, int] | None, command: str, generated: int,
@@ -130,7 +132,7 @@ def render(res: dict[str, dict[str, str]], before: tuple[int, int, int] | None, 
                      c["not checked"]])
     rows.append(["total", sum(total.values()), total["killed"], total["survived"], total["no tests"],
                  total["timeout"] + total["segfault"], total["not checked"]])
-    survivors = [(f, m) for f, ms in res.items() for m, s in ms.items() if s in ("survived", "no tests")]
+    survivors = [(f, m) for f, ms in res.items() for m, s in ms.items() if s in ALIVE]
     tried = sum(total.values())
     scope = ("every mutant" if tried == generated else
              f"a seeded sample of {tried} of the {generated} mutants (those whose number ends in {sample})")
@@ -172,16 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not 0 < args.fraction <= 1:
         p.error(f"--fraction must be in (0, 1], got {args.fraction}")
-    if args.no_run:
-        digits = sample_digits(args.fraction, args.seed) if args.fraction < 1 else None
-    else:
-        digits = run_mutmut(args.fraction, args.seed, args.max_children)
-    res = results(digits=digits)
+    digits = sample_digits(args.fraction, args.seed) if args.fraction < 1 else None
+    if not args.no_run:
+        run_mutmut(digits, args.max_children)
+    everything = results()
+    res = only(everything, digits)
     from common.files import write_text
-    before = compare(res, results(Path(args.before), digits)) if args.before else None
-    write_text(args.out, render(res, before, args.command, sum(len(m) for m in results().values()),
+    before = compare(res, only(results(Path(args.before)), digits)) if args.before else None
+    write_text(args.out, render(res, before, args.command, sum(len(m) for m in everything.values()),
                                  ", ".join(digits or [])))
-    unexplained = [m for ms in res.values() for m, s in ms.items() if s in ("survived", "no tests") and not reason(m)]
+    unexplained = [m for ms in res.values() for m, s in ms.items() if s in ALIVE and not reason(m)]
     print(f"{sum(len(m) for m in res.values())} mutants; {len(unexplained)} survivors unexplained; written {args.out}")
     return 0
 
