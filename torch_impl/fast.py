@@ -1,9 +1,9 @@
 """The fast variant in PyTorch: a whole epoch as one compiled loop, same math as the book.
 
 The step is the book's: forward, SpecLoss, autograd backward and the optimizer's own
-update rule (torch_impl.optimizers.update, the function SpecOptimizer.step applies),
-traced once into a graph of aten ops and applied in place to the model's parameters,
-buffers and optimizer state. No update formula lives in this file.
+update rule (torch_impl.optimizers.update and step_scalars, the functions SpecOptimizer.step
+applies), traced once into a graph of aten ops and applied in place to the model's
+parameters, buffers and optimizer state. No update formula lives in this file.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from common.spec import Spec
 from common.tolerances import tol
 from torch_impl.losses import SpecLoss, one_hot
 from torch_impl.model import get_weights, set_weights
-from torch_impl.optimizers import get_optimizer_state, set_optimizer_state, update
+from torch_impl.optimizers import get_optimizer_state, set_optimizer_state, step_scalars, update
 from torch_impl.training import _step, as_inputs, evaluate
 
 aten = torch.ops.aten
@@ -52,17 +52,33 @@ def _mutables(model: torch.nn.Module) -> list[torch.Tensor]:
         + [opt.t]
 
 
+def _scalar_names(spec: Spec) -> list[str]:
+    return list(step_scalars(spec, torch.ones(())))
+
+
+def _scalar_tables(spec: Spec, t: torch.Tensor, n_steps: int) -> list[torch.Tensor]:
+    """The optimizer's step scalars of the next n_steps steps after step count t, one value
+    per step (the rule's own `step_scalars`, on the vector of step numbers). PT: computed before
+    the loop, so a step reads one number: inductor inlines a 0-d value into each consumer's
+    loop, and Adam's step size (two pows, a sqrt) ran once per weight element (+24% per conf5 epoch)."""
+    steps = t + torch.arange(1, n_steps + 1, dtype=t.dtype, device=t.device)
+    return list(step_scalars(spec, steps).values())
+
+
 def _trace_step(model: torch.nn.Module, spec: Spec, decompose: bool) -> torch.fx.GraphModule:
-    """The book's step as one graph of aten ops: step(*mutables, xb, tb) -> (loss, correct),
-    updating the mutables in place. Autograd runs once, here, while tracing."""
+    """The book's step as one graph of aten ops: step(*mutables, *scalars, xb, tb) ->
+    (loss, correct), updating the mutables in place; scalars: this step's step_scalars.
+    Autograd runs once, here, while tracing."""
     names_p = [n for n, _ in model.named_parameters()]
     names_b = [n for n, _ in model.named_buffers()]
     n_p, n_b, slots = len(names_p), len(names_b), canonical.slot_names(spec)
+    keys = _scalar_names(spec)
     loss_fn = SpecLoss(spec)
 
     def step(*args):
-        params, buffers, flat, t = args[:n_p], args[n_p:n_p + n_b], args[n_p + n_b:-3], args[-3]
-        xb, tb = args[-2:]
+        n_m = len(args) - 2 - len(keys)  # the mutables, then this step's scalars, then the batch
+        params, buffers, flat, t = args[:n_p], args[n_p:n_p + n_b], args[n_p + n_b:n_m - 1], args[n_m - 1]
+        scalars, (xb, tb) = dict(zip(keys, args[n_m:-2])), args[-2:]
         leaves = [p.detach().requires_grad_() for p in params]
         with torch.enable_grad():
             z = torch.func.functional_call(model, {**dict(zip(names_p, leaves)), **dict(zip(names_b, buffers))},
@@ -72,13 +88,13 @@ def _trace_step(model: torch.nn.Module, spec: Spec, decompose: bool) -> torch.fx
         with torch.no_grad():  # what SpecOptimizer.step does: count the step, then update every weight
             t.add_(1)
             for i, (p, g) in enumerate(zip(params, grads)):
-                update(spec, p, g, {k: flat[j * n_p + i] for j, k in enumerate(slots)}, t)
+                update(spec, p, g, {k: flat[j * n_p + i] for j, k in enumerate(slots)}, scalars)
             correct = (z.detach().argmax(-1) == tb.argmax(-1)).sum()
         return loss.detach(), correct
 
     bs, dtype = spec.training.batch_size, getattr(torch, spec.training.dtype)
     dev = next(model.parameters()).device
-    example = [v.clone() for v in _mutables(model)] + [
+    example = [v.clone() for v in _mutables(model)] + [torch.ones((), dtype=dtype, device=dev) for _ in keys] + [
         torch.zeros(bs, spec.network.input_units, dtype=dtype, device=dev),
         torch.zeros(bs, spec.network.output_units, dtype=dtype, device=dev)]
     model.train()
@@ -121,12 +137,7 @@ def _fresh(fn):
 
 def _inductor_options(spec: Spec) -> dict:
     """C++ wrapper; the batch rows come from a permutation made here, so no per-element bounds checks."""
-    options = {"cpp_wrapper": True, "assert_indirect_indexing": False}
-    if spec.optimizer.name == "adam":
-        # PT: inductor inlines a reused 0-d value into each consumer's loop, so Adam's step size (two
-        # pows, a sqrt) ran once per weight element (+24% per conf5 epoch); more ops than 4 make it a buffer
-        options["realize_opcount_threshold"] = 4
-    return options
+    return {"cpp_wrapper": True, "assert_indirect_indexing": False}
 
 
 @contextlib.contextmanager
@@ -214,7 +225,7 @@ def compile_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callab
         loss_sum = torch.zeros(1, dtype=torch.float64, device=x.device)
         correct = torch.zeros(1, dtype=torch.int64, device=x.device)
         return (torch.tensor(n_steps, device=x.device), order[:n_steps * bs].view(n_steps, bs),
-                x.reshape(len(x), -1), t, loss_sum, correct, *mut)
+                x.reshape(len(x), -1), t, loss_sum, correct, *mut, *_scalar_tables(spec, mut[-1], n_steps))
 
     key = (step_key(spec), n_examples)  # PT: another seed or spec name needs no new compile
     if device == "cpu" and key in _LOOPS:  # built before for this step: reuse it
@@ -244,17 +255,19 @@ def compile_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callab
 
 
 def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Callable):
-    """(loop, mode): loop(n_steps, order2d, x, t, loss_sum, correct, *mutables) runs the
-    full batches of an epoch in place; mode as compile_epoch's `.mode`."""
+    """(loop, mode): loop(n_steps, order2d, x, t, loss_sum, correct, *mutables, *tables) runs
+    the full batches of an epoch in place (tables: `_scalar_tables`); mode as compile_epoch's `.mode`."""
     bs, device, unroll = spec.training.batch_size, model.device, UNROLL
-    full = n_examples // bs
+    full, n_c = n_examples // bs, len(_scalar_names(spec))
     with _one_thread(device):
         gm = _trace_step(model, spec, decompose=device == "cpu")
 
-    def one_step(i, order2d, x, t, loss_sum, correct, mut):
-        """Step number i (a device tensor): gather the batch on device, update in place."""
+    def one_step(i, order2d, x, t, loss_sum, correct, state):
+        """Step number i (a device tensor): gather the batch and the step's scalars on device,
+        update in place. state: the mutables, then the scalar tables."""
         rows = order2d.index_select(0, i.reshape(1)).reshape(bs)
-        loss, c = gm(*mut, x.index_select(0, rows), t.index_select(0, rows))
+        scalars = [table.index_select(0, i.reshape(1)).reshape(()) for table in state[len(state) - n_c:]]
+        loss, c = gm(*state[:len(state) - n_c], *scalars, x.index_select(0, rows), t.index_select(0, rows))
         loss_sum.add_(loss.to(torch.float64) * bs)  # PT: what the book's loss.item() * len(xb) adds, on device
         correct.add_(c)
 
@@ -302,7 +315,7 @@ def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Cal
             warnings.warn(f"torch_impl.fast: compiling {spec.name} failed ({type(e).__name__}: {e}); "
                           "looping the traced step uncompiled", RuntimeWarning, stacklevel=3)
     elif full and device == "cuda":
-        loop, mode = _cuda_graph_loop(model, spec, one_step, loop_eager, full), "cuda_graph"
+        loop, mode = _cuda_graph_loop(model, spec, one_step, loop_eager, full, n_c), "cuda_graph"
     return loop, mode
 
 
@@ -314,9 +327,10 @@ def _capture(fn: Callable) -> torch.cuda.CUDAGraph:
     return g
 
 
-def _cuda_graph_loop(model: torch.nn.Module, spec: Spec, one_step, loop_eager, full: int) -> Callable:
+def _cuda_graph_loop(model: torch.nn.Module, spec: Spec, one_step, loop_eager, full: int, n_c: int) -> Callable:
     """CUDA: the steps replayed from CUDA graphs of GRAPH_STEPS (and of 1) steps: one launch per
-    graph instead of one per kernel. Captured once per set of data and model tensor addresses;
+    graph instead of one per kernel. Captured once per set of data and model tensor addresses
+    (the epoch's scalar tables, the last n_c inputs, are copied into captured ones);
     if capturing fails, the steps run uncompiled (loop_eager)."""
     graphs: dict[tuple, tuple | None] = {}
 
@@ -327,9 +341,10 @@ def _cuda_graph_loop(model: torch.nn.Module, spec: Spec, one_step, loop_eager, f
                 i.add_(1)
         return record
 
-    def build(order2d, x, t, loss_sum, correct, mut):
+    def build(order2d, x, t, loss_sum, correct, mut, tables):
         i = torch.zeros((), dtype=torch.int64, device=x.device)
         static = (order2d.clone(), x, t, loss_sum.clone(), correct.clone())
+        mut = [*mut, *(table.clone() for table in tables)]  # the captured tables
 
         def warm_up(step):  # PT: on a side stream before capturing, as torch.cuda.graphs asks
             side = torch.cuda.Stream()
@@ -347,8 +362,9 @@ def _cuda_graph_loop(model: torch.nn.Module, spec: Spec, one_step, loop_eager, f
 
             def candidate(twin, ls, c):
                 j = torch.zeros((), dtype=torch.int64, device=x.device)
+                state = _mutables(twin) + _scalar_tables(spec, twin.optimizer.t, k)
                 for _ in range(k):
-                    compiled(j, *static[:3], ls, c, _mutables(twin))
+                    compiled(j, *static[:3], ls, c, state)
                     j.add_(1)
             problem = _disagreement(model, spec, candidate, (static[0][:k], x.reshape(len(x), -1), t))
             if problem:
@@ -359,21 +375,23 @@ def _cuda_graph_loop(model: torch.nn.Module, spec: Spec, one_step, loop_eager, f
                           "capturing it uncompiled", RuntimeWarning, stacklevel=3)
             warm_up(one_step)
         many = min(GRAPH_STEPS, full)
-        return i, static, many, _capture(steps(step, many, i, static, mut)), _capture(steps(step, 1, i, static, mut))
+        captured = (_capture(steps(step, many, i, static, mut)), _capture(steps(step, 1, i, static, mut)))
+        return i, static, mut[len(mut) - n_c:], many, *captured
 
-    def loop(n_steps, order2d, x, t, loss_sum, correct, *mut):
+    def loop(n_steps, order2d, x, t, loss_sum, correct, *state):
+        mut, tables = state[:len(state) - n_c], state[len(state) - n_c:]
         key = tuple(a.data_ptr() for a in (x, t, *mut))
         if key not in graphs:
             try:
-                graphs[key] = build(order2d, x, t, loss_sum, correct, mut)
+                graphs[key] = build(order2d, x, t, loss_sum, correct, mut, tables)
             except Exception as e:  # noqa: BLE001
                 warnings.warn(f"torch_impl.fast: CUDA graph capture failed ({type(e).__name__}: {e}); "
                               "looping the traced step uncompiled", RuntimeWarning, stacklevel=2)
                 graphs[key] = None
         if graphs[key] is None:
-            return loop_eager(n_steps, order2d, x, t, loss_sum, correct, *mut)
-        i, static, many, g_many, g_one = graphs[key]
-        for dst, src in zip(static, (order2d, None, None, loss_sum, correct)):
+            return loop_eager(n_steps, order2d, x, t, loss_sum, correct, *state)
+        i, static, static_tables, many, g_many, g_one = graphs[key]
+        for dst, src in zip((*static, *static_tables), (order2d, None, None, loss_sum, correct, *tables)):
             dst.copy_(src) if src is not None else None
         i.zero_()
         for _ in range(full // many):

@@ -1,8 +1,9 @@
 """The spec's optimizer in PyTorch: each update rule written once, as the spec states it.
 
-`update` (one traceable function per optimizer, in place, step count a tensor in the
-spec's dtype) is what `SpecOptimizer.step()` applies in the book loop and what
-torch_impl.fast traces into its compiled loop: one formula, two speeds.
+`update` (one traceable function per optimizer, in place) with `step_scalars` (what the
+rule computes from the step count alone, for a tensor of step numbers in the spec's
+dtype) is what `SpecOptimizer.step()` applies in the book loop and what torch_impl.fast
+traces into its compiled loop: one formula, two speeds.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from common.spec import SGD, Adagrad, Adam, RMSprop, Spec
 # --- section: update_rules ---
 
 
-def _sgd(o: SGD, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Tensor) -> None:
+def _sgd(o: SGD, w: torch.Tensor, g: torch.Tensor, s: dict, c: dict) -> None:
     # PT: the Keras form (lr inside the velocity); torch.optim.SGD keeps b = m b + g, w -= lr b
     if o.momentum == 0:
         w.sub_(g * o.learning_rate)
@@ -25,7 +26,7 @@ def _sgd(o: SGD, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Tensor) -> 
     w.add_(v * o.momentum - g * o.learning_rate if o.nesterov else v)
 
 
-def _adagrad(o: Adagrad, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Tensor) -> None:
+def _adagrad(o: Adagrad, w: torch.Tensor, g: torch.Tensor, s: dict, c: dict) -> None:
     acc = s["accumulator"]
     acc.add_(torch.square(g))
     if o.epsilon_placement == "inside_sqrt":
@@ -34,7 +35,7 @@ def _adagrad(o: Adagrad, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Ten
         w.sub_(o.learning_rate * g / (torch.sqrt(acc) + o.epsilon))
 
 
-def _rmsprop(o: RMSprop, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Tensor) -> None:
+def _rmsprop(o: RMSprop, w: torch.Tensor, g: torch.Tensor, s: dict, c: dict) -> None:
     v = s["v"]
     v.copy_(o.rho * v + (1.0 - o.rho) * torch.square(g))
     d = v
@@ -48,26 +49,39 @@ def _rmsprop(o: RMSprop, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Ten
         w.sub_(o.learning_rate * g / (torch.sqrt(d) + o.epsilon))
 
 
-def _adam(o: Adam, w: torch.Tensor, g: torch.Tensor, s: dict, t: torch.Tensor) -> None:
+def _adam_scalars(o: Adam, t: torch.Tensor) -> dict[str, torch.Tensor]:
+    b1t, b2t = o.beta_1 ** t, o.beta_2 ** t  # t: in the weights' dtype, as Keras casts it
+    if o.epsilon_convention == "keras":
+        return {"alpha": o.learning_rate * torch.sqrt(1.0 - b2t) / (1.0 - b1t)}
+    return {"1 - b1t": 1.0 - b1t, "1 - b2t": 1.0 - b2t}
+
+
+def _adam(o: Adam, w: torch.Tensor, g: torch.Tensor, s: dict, c: dict) -> None:
     m, v = s["m"], s["v"]
     m.add_((g - m) * (1.0 - o.beta_1))
     v.add_((torch.square(g) - v) * (1.0 - o.beta_2))
-    b1t, b2t = o.beta_1 ** t, o.beta_2 ** t  # t: a tensor in the weights' dtype, as Keras casts it
     if o.epsilon_convention == "keras":
-        alpha = o.learning_rate * torch.sqrt(1.0 - b2t) / (1.0 - b1t)
-        w.sub_(m * alpha / (torch.sqrt(v) + o.epsilon))
+        w.sub_(m * c["alpha"] / (torch.sqrt(v) + o.epsilon))
     else:  # PT: torch.optim.Adam's form (Kingma & Ba)
-        w.sub_(o.learning_rate * (m / (1.0 - b1t)) / (torch.sqrt(v / (1.0 - b2t)) + o.epsilon))
+        w.sub_(o.learning_rate * (m / c["1 - b1t"]) / (torch.sqrt(v / c["1 - b2t"]) + o.epsilon))
 
 
 _RULES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam}
+_SCALARS = {"adam": _adam_scalars}
+
+
+def step_scalars(spec: Spec, t: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The per-step numbers of the spec's rule (Adam's bias corrections), for step number(s) t
+    (1 for the first step; a 0-d tensor, or a vector of steps: elementwise, the same values)."""
+    rule = _SCALARS.get(spec.optimizer.name)
+    return rule(spec.optimizer, t) if rule else {}
 
 
 def update(spec: Spec, w: torch.Tensor, g: torch.Tensor, slots: dict[str, torch.Tensor],
-           t: torch.Tensor) -> None:
+           scalars: dict[str, torch.Tensor]) -> None:
     """One step of the spec's optimizer on one weight, in place: `slots` its state
-    (canonical slot names), t this step's number (1 for the first step)."""
-    _RULES[spec.optimizer.name](spec.optimizer, w, g, slots, t)
+    (canonical slot names), `scalars` this step's `step_scalars`."""
+    _RULES[spec.optimizer.name](spec.optimizer, w, g, slots, scalars)
 
 
 # --- section: custom_optimizers ---
@@ -93,9 +107,10 @@ class SpecOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         self.t.add_(1)
+        scalars = step_scalars(self.spec, self.t)
         for p in self.param_groups[0]["params"]:
             if p.grad is not None:
-                update(self.spec, p, p.grad, self.state[p], self.t)
+                update(self.spec, p, p.grad, self.state[p], scalars)
 
 
 # --- section: make_optimizer ---
