@@ -135,9 +135,16 @@ def _fresh(fn):
     return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
-def _inductor_options(spec: Spec) -> dict:
-    """C++ wrapper; the batch rows come from a permutation made here, so no per-element bounds checks."""
-    return {"cpp_wrapper": True, "assert_indirect_indexing": False}
+def _inductor_options(spec: Spec) -> list[dict]:
+    """Inductor's options, to try in order: C++ wrapper; the batch rows come from a permutation
+    made here, so no per-element bounds checks. PT: first with the vector ISA that ATen itself runs
+    on taken as working (inductor otherwise builds and loads a probe per ISA in every new process:
+    7 s of a cold conf1 start, 1 s of a warm one), then, should that compile fail, with its probe."""
+    options = {"cpp_wrapper": True, "assert_indirect_indexing": False}
+    trusted = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    if not trusted or "TORCHINDUCTOR_VEC_ISA_OK" in os.environ:  # the user's choice stands
+        return [options]
+    return [{**options, "cpp.vec_isa_ok": True}, options]
 
 
 @contextlib.contextmanager
@@ -296,23 +303,26 @@ def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Cal
 
     loop, mode = loop_eager, "eager" if full else "none"
     if full and device == "cpu":
-        try:
-            # C++ loop: no Python per step
-            compiled = torch.compile(_fresh(loop_compiled), fullgraph=True, dynamic=False,
-                                     options=_inductor_options(spec))
-            k = min(full, CHECK_STEPS)  # compiled now, on inputs shaped like the real ones, then checked
-            x, t, order = _check_data(spec, n_examples, k, device)
+        k = min(full, CHECK_STEPS)  # compiled on inputs shaped like the real ones, then checked
+        x, t, order = _check_data(spec, n_examples, k, device)
+        failures = []
+        for options in _inductor_options(spec):
+            try:  # C++ loop: no Python per step
+                compiled = torch.compile(_fresh(loop_compiled), fullgraph=True, dynamic=False, options=options)
 
-            def candidate(twin, loss_sum, correct):
-                args = inputs(full, x, t, order, _mutables(twin))
-                compiled(torch.tensor(k), *args[1:4], loss_sum, correct, *args[6:])
-            with _one_thread(device):
-                problem = _disagreement(model, spec, candidate, (order[:k * bs].view(k, bs), x, t))
-            if problem:
-                raise RuntimeError(f"compiled loop disagrees with the book's step: {problem}")
-            loop, mode = compiled, "compiled"
-        except Exception as e:  # noqa: BLE001  any spec the compiler cannot take still trains, uncompiled
-            warnings.warn(f"torch_impl.fast: compiling {spec.name} failed ({type(e).__name__}: {e}); "
+                def candidate(twin, loss_sum, correct):
+                    args = inputs(full, x, t, order, _mutables(twin))
+                    compiled(torch.tensor(k), *args[1:4], loss_sum, correct, *args[6:])
+                with _one_thread(device):
+                    problem = _disagreement(model, spec, candidate, (order[:k * bs].view(k, bs), x, t))
+                if problem:
+                    raise RuntimeError(f"compiled loop disagrees with the book's step: {problem}")
+                loop, mode = compiled, "compiled"
+                break
+            except Exception as e:  # noqa: BLE001  any spec the compiler cannot take still trains, uncompiled
+                failures.append(f"{type(e).__name__}: {e}")
+        if mode != "compiled":
+            warnings.warn(f"torch_impl.fast: compiling {spec.name} failed ({'; '.join(failures)}); "
                           "looping the traced step uncompiled", RuntimeWarning, stacklevel=3)
     elif full and device == "cuda":
         loop, mode = _cuda_graph_loop(model, spec, one_step, loop_eager, full, n_c), "cuda_graph"
