@@ -94,10 +94,11 @@ def test_torch_fast_loop_is_compiled_on_cpu(preset: str):
 
 
 
-def test_torch_fast_compile_falls_back_to_the_next_options(monkeypatch: pytest.MonkeyPatch):
+def test_torch_fast_compile_falls_back_to_the_next_options(monkeypatch: pytest.MonkeyPatch, tmp_path):
     """When inductor cannot compile with the first options (the trusted vector ISA), the loop
     is compiled with the next ones (inductor's own ISA probe), not left uncompiled."""
     import torch_impl.fast as fast
+    monkeypatch.setenv("TWINBENCH_COMPILE_CACHE", str(tmp_path))  # nothing saved by an earlier run
     spec = load_spec("conf1")
     usable, tried, real_compile = fast._inductor_options(spec)[-1], [], fast.torch.compile
     attempts = [{**usable, "no_such_inductor_option": True}, usable]
@@ -111,3 +112,23 @@ def test_torch_fast_compile_falls_back_to_the_next_options(monkeypatch: pytest.M
     model = H.impl("torch").build_model(spec, seed=1)
     run = fast.compile_epoch(model, spec, 64 * 5)
     assert run.mode == "compiled" and tried == attempts
+
+
+def test_torch_fast_loop_saved_is_loaded_by_a_new_process(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """The compiled loop is saved in the compile cache with its traced step; building it again
+    (as a new process does: nothing in memory) loads both instead of tracing and compiling, and
+    the loaded loop still passes the self-check against the book's step."""
+    import torch_impl.fast as fast
+    monkeypatch.setenv("TWINBENCH_COMPILE_CACHE", str(tmp_path))
+    spec = load_spec("conf5")
+    monkeypatch.setattr(fast, "_LOOPS", {})
+    assert fast.compile_epoch(H.impl("torch").build_model(spec, seed=1), spec, 64 * 5).mode == "compiled"
+    saved = sorted(p.suffix for p in (tmp_path / "torch-loops").iterdir())
+    assert saved == [".bin", ".py"], saved
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("traced or compiled again")
+    monkeypatch.setattr(fast, "_LOOPS", {})
+    monkeypatch.setattr(fast, "_trace_step", refuse)
+    monkeypatch.setattr(fast.torch, "compile", refuse)
+    assert fast.compile_epoch(H.impl("torch").build_model(spec, seed=2), spec, 64 * 5).mode == "compiled"

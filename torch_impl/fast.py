@@ -1,17 +1,20 @@
 """The fast variant in PyTorch: a whole epoch as one compiled loop, same math as the book.
 
 The step is the book's: forward, SpecLoss, autograd backward and the optimizer's own
-update rule (torch_impl.optimizers.update and step_scalars, the functions SpecOptimizer.step
+update rule (torch_impl.optimizers.update and _step_scalars, the functions SpecOptimizer.step
 applies), traced once into a graph of aten ops and applied in place to the model's
 parameters, buffers and optimizer state. No update formula lives in this file.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import sys
 import time
 import types
 import warnings
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -23,12 +26,13 @@ from common.compare import compare_sets
 from common.config import step_key
 from common.data import epoch_permutation
 from common.environment import compile_cache_dir
+from common.files import atomic_write
 from common.history import check_epoch
 from common.spec import Spec
 from common.tolerances import tol
 from torch_impl.losses import SpecLoss, one_hot
 from torch_impl.model import get_weights, set_weights
-from torch_impl.optimizers import get_optimizer_state, set_optimizer_state, step_scalars, update
+from torch_impl.optimizers import _step_scalars, get_optimizer_state, set_optimizer_state, update
 from torch_impl.training import _step, as_inputs, evaluate
 
 aten = torch.ops.aten
@@ -53,21 +57,21 @@ def _mutables(model: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def _scalar_names(spec: Spec) -> list[str]:
-    return list(step_scalars(spec, torch.ones(())))
+    return list(_step_scalars(spec, torch.ones(())))
 
 
 def _scalar_tables(spec: Spec, t: torch.Tensor, n_steps: int) -> list[torch.Tensor]:
     """The optimizer's step scalars of the next n_steps steps after step count t, one value
-    per step (the rule's own `step_scalars`, on the vector of step numbers). PT: computed before
+    per step (the rule's own `_step_scalars`, on the vector of step numbers). PT: computed before
     the loop, so a step reads one number: inductor inlines a 0-d value into each consumer's
     loop, and Adam's step size (two pows, a sqrt) ran once per weight element (+24% per conf5 epoch)."""
     steps = t + torch.arange(1, n_steps + 1, dtype=t.dtype, device=t.device)
-    return list(step_scalars(spec, steps).values())
+    return list(_step_scalars(spec, steps).values())
 
 
 def _trace_step(model: torch.nn.Module, spec: Spec, decompose: bool) -> torch.fx.GraphModule:
     """The book's step as one graph of aten ops: step(*mutables, *scalars, xb, tb) ->
-    (loss, correct), updating the mutables in place; scalars: this step's step_scalars.
+    (loss, correct), updating the mutables in place; scalars: this step's _step_scalars.
     Autograd runs once, here, while tracing."""
     names_p = [n for n, _ in model.named_parameters()]
     names_b = [n for n, _ in model.named_buffers()]
@@ -261,72 +265,144 @@ def compile_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callab
     return run
 
 
+# The loop around the traced step, written once. These functions run with the globals of a step
+# module (`_step_module`: STEP, the traced step, and BS, UNROLL, N_C), so that a compiled loop
+# saved to disk names only things a new process can import.
+
+
+def _one_step(i, order2d, x, t, loss_sum, correct, state):
+    """Step number i (a device tensor): gather the batch and the step's scalars on device,
+    update in place. state: the mutables, then the scalar tables."""
+    rows = order2d.index_select(0, i.reshape(1)).reshape(BS)  # noqa: F821
+    scalars = [table.index_select(0, i.reshape(1)).reshape(()) for table in state[len(state) - N_C:]]  # noqa: F821
+    loss, c = STEP(*state[:len(state) - N_C], *scalars, x.index_select(0, rows), t.index_select(0, rows))  # noqa: F821
+    loss_sum.add_(loss.to(torch.float64) * BS)  # noqa: F821  PT: what the book's loss.item() * len(xb) adds, on device
+    correct.add_(c)
+
+
+def _loop_eager(n_steps, order2d, x, t, loss_sum, correct, *state):
+    i = torch.zeros((), dtype=torch.int64, device=x.device)
+    for _ in range(int(n_steps)):
+        _one_step(i, order2d, x, t, loss_sum, correct, state)
+        i.add_(1)
+
+
+def _loop_compiled(n_steps, order2d, x, t, loss_sum, correct, *state):
+    from torch._higher_order_ops.while_loop import while_loop
+
+    def body(i):
+        for k in range(UNROLL):  # noqa: F821  unrolled: one loop test and one set of buffers per UNROLL steps
+            _one_step(i + k, order2d, x, t, loss_sum, correct, state)
+        return (i + UNROLL,)  # noqa: F821
+
+    def body1(i):
+        _one_step(i, order2d, x, t, loss_sum, correct, state)
+        return (i + 1,)
+
+    i = torch.zeros((), dtype=torch.int64, device=x.device)
+    if UNROLL > 1:  # noqa: F821
+        (i,) = while_loop(lambda i: i + UNROLL <= n_steps, body, (i,))  # noqa: F821
+    return while_loop(lambda i: i < n_steps, body1, (i,))  # returned, or it is dead code
+
+
+def _sources_hash() -> str:
+    """What a traced step depends on besides the spec: torch's version and torch_impl's code."""
+    h = hashlib.sha256(torch.__version__.encode())
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(repr((_sources_hash(), *parts)).encode()).hexdigest()[:24]
+
+
+def _step_module(model: torch.nn.Module, spec: Spec, decompose: bool, cache: Path | None) -> types.ModuleType:
+    """A module holding the traced step as STEP (its source kept in `cache`, if given, and read
+    from there by a later process instead of tracing again) and the loop functions above."""
+    bs, n_c = spec.training.batch_size, len(_scalar_names(spec))
+    name = f"twinbench_step_{_key(step_key(spec), decompose, UNROLL)}"
+    path = cache / f"{name}.py" if cache else None
+    header = (f'"""The training step of one spec, traced by torch_impl.fast (make_fx)."""\n'
+              f"import torch\nfrom torch import device, inf, nan\n\nBS, UNROLL, N_C = {bs}, {UNROLL}, {n_c}\n")
+    gm = None
+    if path and path.exists():
+        source = path.read_text()
+    else:
+        with _one_thread(model.device):
+            gm = _trace_step(model, spec, decompose)
+        own = "self." not in gm.code  # PT: a step holding tensor constants stays a GraphModule (not saved)
+        source = header + gm.code.replace("def forward(self, ", "def STEP(", 1) if own else header
+        if path and own:
+            atomic_write(path, lambda f: f.write(source), mode="w")
+    module = types.ModuleType(name)
+    exec(compile(source, str(path or name), "exec"), module.__dict__)
+    if "STEP" not in module.__dict__:
+        module.STEP = gm
+    sys.modules[name] = module
+    for fn in (_one_step, _loop_eager, _loop_compiled):  # with the module's globals; own code objects:
+        bound = types.FunctionType(fn.__code__.replace(), module.__dict__, fn.__name__)  # torch.compile caches per code
+        setattr(module, fn.__name__, bound)
+    return module
+
+
+def _saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, path: Path) -> list[Callable]:
+    """Ways to get the compiled loop, to try in order: the one a previous process saved at
+    `path` (torch.compile's aot_compile), else compiled now and saved there."""
+    def load():
+        from torch._guards import TracingContext, tracing
+        # PT: loading its guards needs a tracing context, loading its C++ the options it was built with (2.13)
+        with path.open("rb") as f, tracing(TracingContext(None)), torch._inductor.config.patch(options):
+            return torch.compiler.load_compiled_function(f)
+
+    def compile_now():
+        compiled = torch.compile(steps._loop_compiled, fullgraph=True, dynamic=False, options=options)
+        try:
+            with torch.no_grad():
+                saved = compiled.aot_compile((example, {}))
+            saved.save_compiled_function(str(path))
+            return saved
+        except Exception:  # noqa: BLE001  not saveable: compiled on first call, in this process only
+            return compiled
+    return ([load] if path.exists() else []) + [compile_now]
+
+
 def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Callable):
     """(loop, mode): loop(n_steps, order2d, x, t, loss_sum, correct, *mutables, *tables) runs
     the full batches of an epoch in place (tables: `_scalar_tables`); mode as compile_epoch's `.mode`."""
-    bs, device, unroll = spec.training.batch_size, model.device, UNROLL
+    bs, device = spec.training.batch_size, model.device
     full, n_c = n_examples // bs, len(_scalar_names(spec))
-    with _one_thread(device):
-        gm = _trace_step(model, spec, decompose=device == "cpu")
-
-    def one_step(i, order2d, x, t, loss_sum, correct, state):
-        """Step number i (a device tensor): gather the batch and the step's scalars on device,
-        update in place. state: the mutables, then the scalar tables."""
-        rows = order2d.index_select(0, i.reshape(1)).reshape(bs)
-        scalars = [table.index_select(0, i.reshape(1)).reshape(()) for table in state[len(state) - n_c:]]
-        loss, c = gm(*state[:len(state) - n_c], *scalars, x.index_select(0, rows), t.index_select(0, rows))
-        loss_sum.add_(loss.to(torch.float64) * bs)  # PT: what the book's loss.item() * len(xb) adds, on device
-        correct.add_(c)
-
-    def loop_eager(n_steps, order2d, x, t, loss_sum, correct, *mut):
-        i = torch.zeros((), dtype=torch.int64, device=x.device)
-        for _ in range(int(n_steps)):
-            one_step(i, order2d, x, t, loss_sum, correct, mut)
-            i.add_(1)
-
-    def loop_compiled(n_steps, order2d, x, t, loss_sum, correct, *mut):
-        from torch._higher_order_ops.while_loop import while_loop
-
-        def body(i):
-            for k in range(unroll):  # unrolled: one loop test and one set of buffers per `unroll` steps
-                one_step(i + k, order2d, x, t, loss_sum, correct, mut)
-            return (i + unroll,)
-
-        def body1(i):
-            one_step(i, order2d, x, t, loss_sum, correct, mut)
-            return (i + 1,)
-
-        i = torch.zeros((), dtype=torch.int64, device=x.device)
-        if unroll > 1:
-            (i,) = while_loop(lambda i: i + unroll <= n_steps, body, (i,))
-        return while_loop(lambda i: i < n_steps, body1, (i,))  # returned, or it is dead code
-
-    loop, mode = loop_eager, "eager" if full else "none"
     if full and device == "cpu":
+        cache = compile_cache_dir() / "torch-loops"
+        steps = _step_module(model, spec, decompose=True, cache=cache)
         k = min(full, CHECK_STEPS)  # compiled on inputs shaped like the real ones, then checked
         x, t, order = _check_data(spec, n_examples, k, device)
+        example = inputs(full, x, t, order, _mutables(model))
         failures = []
         for options in _inductor_options(spec):
-            try:  # C++ loop: no Python per step
-                compiled = torch.compile(_fresh(loop_compiled), fullgraph=True, dynamic=False, options=options)
+            path = cache / f"loop_{_key(step_key(spec), n_examples, UNROLL, sorted(options.items()))}.bin"
+            for attempt in _saved_or_compiled(steps, options, example, path):
+                try:  # C++ loop: no Python per step
+                    with _one_thread(device):  # PT: a saved loop's guards hold the thread count it runs with
+                        compiled = attempt()
 
-                def candidate(twin, loss_sum, correct):
-                    args = inputs(full, x, t, order, _mutables(twin))
-                    compiled(torch.tensor(k), *args[1:4], loss_sum, correct, *args[6:])
-                with _one_thread(device):
-                    problem = _disagreement(model, spec, candidate, (order[:k * bs].view(k, bs), x, t))
-                if problem:
-                    raise RuntimeError(f"compiled loop disagrees with the book's step: {problem}")
-                loop, mode = compiled, "compiled"
-                break
-            except Exception as e:  # noqa: BLE001  any spec the compiler cannot take still trains, uncompiled
-                failures.append(f"{type(e).__name__}: {e}")
-        if mode != "compiled":
-            warnings.warn(f"torch_impl.fast: compiling {spec.name} failed ({'; '.join(failures)}); "
-                          "looping the traced step uncompiled", RuntimeWarning, stacklevel=3)
-    elif full and device == "cuda":
-        loop, mode = _cuda_graph_loop(model, spec, one_step, loop_eager, full, n_c), "cuda_graph"
-    return loop, mode
+                    def candidate(twin, loss_sum, correct):
+                        args = inputs(full, x, t, order, _mutables(twin))
+                        compiled(torch.tensor(k), *args[1:4], loss_sum, correct, *args[6:])
+                    with _one_thread(device):
+                        problem = _disagreement(model, spec, candidate, (order[:k * bs].view(k, bs), x, t))
+                    if problem:
+                        raise RuntimeError(f"compiled loop disagrees with the book's step: {problem}")
+                    return compiled, "compiled"
+                except Exception as e:  # noqa: BLE001  any spec the compiler cannot take still trains, uncompiled
+                    failures.append(f"{type(e).__name__}: {e}")
+        warnings.warn(f"torch_impl.fast: compiling {spec.name} failed ({'; '.join(failures)}); "
+                      "looping the traced step uncompiled", RuntimeWarning, stacklevel=3)
+        return steps._loop_eager, "eager"
+    steps = _step_module(model, spec, decompose=False, cache=None)
+    if full and device == "cuda":
+        return _cuda_graph_loop(model, spec, steps._one_step, steps._loop_eager, full, n_c), "cuda_graph"
+    return steps._loop_eager, "eager" if full else "none"
 
 
 def _capture(fn: Callable) -> torch.cuda.CUDAGraph:

@@ -1,6 +1,6 @@
 """The spec's optimizer in PyTorch: each update rule written once, as the spec states it.
 
-`update` (one traceable function per optimizer, in place) with `step_scalars` (what the
+`update` (one traceable function per optimizer, in place) with `_step_scalars` (what the
 rule computes from the step count alone, for a tensor of step numbers in the spec's
 dtype) is what `SpecOptimizer.step()` applies in the book loop and what torch_impl.fast
 traces into its compiled loop: one formula, two speeds.
@@ -70,9 +70,10 @@ _RULES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam}
 _SCALARS = {"adam": _adam_scalars}
 
 
-def step_scalars(spec: Spec, t: torch.Tensor) -> dict[str, torch.Tensor]:
+def _step_scalars(spec: Spec, t: torch.Tensor) -> dict[str, torch.Tensor]:
     """The per-step numbers of the spec's rule (Adam's bias corrections), for step number(s) t
-    (1 for the first step; a 0-d tensor, or a vector of steps: elementwise, the same values)."""
+    (1 for the first step; a 0-d tensor, or a vector of steps: elementwise, the same values).
+    PT: Keras computes them inside each update_step; here torch_impl.fast takes a whole epoch's at once."""
     rule = _SCALARS.get(spec.optimizer.name)
     return rule(spec.optimizer, t) if rule else {}
 
@@ -80,7 +81,7 @@ def step_scalars(spec: Spec, t: torch.Tensor) -> dict[str, torch.Tensor]:
 def update(spec: Spec, w: torch.Tensor, g: torch.Tensor, slots: dict[str, torch.Tensor],
            scalars: dict[str, torch.Tensor]) -> None:
     """One step of the spec's optimizer on one weight, in place: `slots` its state
-    (canonical slot names), `scalars` this step's `step_scalars`."""
+    (canonical slot names), `scalars` this step's `_step_scalars`."""
     _RULES[spec.optimizer.name](spec.optimizer, w, g, slots, scalars)
 
 
@@ -107,7 +108,7 @@ class SpecOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         self.t.add_(1)
-        scalars = step_scalars(self.spec, self.t)
+        scalars = _step_scalars(self.spec, self.t)
         for p in self.param_groups[0]["params"]:
             if p.grad is not None:
                 update(self.spec, p, p.grad, self.state[p], scalars)
