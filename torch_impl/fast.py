@@ -25,7 +25,7 @@ from common import canonical
 from common.compare import compare_sets
 from common.config import step_key
 from common.data import epoch_permutation
-from common.environment import compile_cache_dir
+from common.environment import compile_cache_dir, cpu_model
 from common.files import atomic_write
 from common.history import check_epoch
 from common.spec import Spec
@@ -306,8 +306,9 @@ def _loop_compiled(n_steps, order2d, x, t, loss_sum, correct, *state):
 
 
 def _sources_hash() -> str:
-    """What a traced step depends on besides the spec: torch's version and torch_impl's code."""
-    h = hashlib.sha256(torch.__version__.encode())
+    """What a traced step and its compiled loop depend on besides the spec: torch's version,
+    torch_impl's code and the CPU (a cache directory may be shared between machines)."""
+    h = hashlib.sha256(repr((torch.__version__, torch.backends.cpu.get_cpu_capability(), cpu_model())).encode())
     for f in sorted(Path(__file__).parent.glob("*.py")):
         h.update(f.read_bytes())
     return h.hexdigest()
