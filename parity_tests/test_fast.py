@@ -132,3 +132,28 @@ def test_torch_fast_loop_saved_is_loaded_by_a_new_process(monkeypatch: pytest.Mo
     monkeypatch.setattr(fast, "_trace_step", refuse)
     monkeypatch.setattr(fast.torch, "compile", refuse)
     assert fast.compile_epoch(H.impl("torch").build_model(spec, seed=2), spec, 64 * 5).mode == "compiled"
+
+
+def test_torch_fast_saved_loop_recompiles_when_global_state_changes(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A loaded loop whose guards refuse the call (here: deterministic algorithms switched on
+    after it was compiled) runs through torch.compile instead of failing, with the same result."""
+    import torch
+
+    import torch_impl.fast as fast
+    monkeypatch.setenv("TWINBENCH_COMPILE_CACHE", str(tmp_path))
+    spec = load_spec("conf5")
+    x, t, order = fast._check_data(spec, 64 * 5, 5, "cpu")
+    runs = []
+    for _ in range(2):  # the first compiles and saves, the second loads
+        monkeypatch.setattr(fast, "_LOOPS", {})
+        model = H.impl("torch").build_model(spec, seed=1)
+        runs.append((model, fast.compile_epoch(model, spec, 64 * 5)))
+    want = runs[0][1](x, t, order)
+    torch.use_deterministic_algorithms(True)
+    try:
+        got = runs[1][1](x, t, order)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert [float(v) for v in got] == [float(v) for v in want]
+    a, b = (H.impl("torch").get_weights(m) for m, _ in runs)
+    assert all(np.array_equal(a[k], b[k]) for k in a)

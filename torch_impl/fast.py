@@ -326,20 +326,19 @@ def _step_module(model: torch.nn.Module, spec: Spec, decompose: bool, cache: Pat
     path = cache / f"{name}.py" if cache else None
     header = (f'"""The training step of one spec, traced by torch_impl.fast (make_fx)."""\n'
               f"import torch\nfrom torch import device, inf, nan\n\nBS, UNROLL, N_C = {bs}, {UNROLL}, {n_c}\n")
-    gm = None
-    if path and path.exists():
-        source = path.read_text()
-    else:
+    module = types.ModuleType(name)
+    try:
+        exec(compile(path.read_text(), str(path), "exec"), module.__dict__)  # saved by an earlier process
+    except Exception:  # noqa: BLE001  no cache, nothing saved yet, or unreadable: trace the step now
         with _one_thread(model.device):
             gm = _trace_step(model, spec, decompose)
         own = "self." not in gm.code  # PT: a step holding tensor constants stays a GraphModule (not saved)
         source = header + gm.code.replace("def forward(self, ", "def STEP(", 1) if own else header
         if path and own:
             atomic_write(path, lambda f: f.write(source), mode="w")
-    module = types.ModuleType(name)
-    exec(compile(source, str(path or name), "exec"), module.__dict__)
-    if "STEP" not in module.__dict__:
-        module.STEP = gm
+        module = types.ModuleType(name)
+        exec(compile(source, str(path or name), "exec"), module.__dict__)
+        module.STEP = module.__dict__.get("STEP", gm)
     sys.modules[name] = module
     for fn in (_one_step, _loop_eager, _loop_compiled):  # with the module's globals; own code objects:
         bound = types.FunctionType(fn.__code__.replace(), module.__dict__, fn.__name__)  # torch.compile caches per code
@@ -365,7 +364,28 @@ def _saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, p
             return saved
         except Exception:  # noqa: BLE001  not saveable: compiled on first call, in this process only
             return compiled
-    return ([load] if path.exists() else []) + [compile_now]
+    return [_recompiling(attempt, steps, options) for attempt in ([load] if path.exists() else []) + [compile_now]]
+
+
+def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> Callable:
+    """attempt, whose result, a saved compiled loop, is used until its guards refuse a call (the
+    global state it was compiled under changed: grad mode, deterministic algorithms, ...); from
+    then on the same loop through torch.compile, which recompiles for the new state."""
+    def get():
+        saved, fallback = attempt(), []
+
+        def loop(*args):
+            if not fallback:
+                try:
+                    return saved(*args)
+                except RuntimeError as e:  # PT: checked before anything runs (torch 2.13 AOTCompiledFunction)
+                    if "GuardManager check failed" not in str(e):
+                        raise
+                    fallback.append(torch.compile(steps._loop_compiled, fullgraph=True, dynamic=False,
+                                                  options=options))
+            return fallback[0](*args)
+        return loop
+    return get
 
 
 def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Callable):
