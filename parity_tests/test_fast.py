@@ -93,20 +93,19 @@ def test_torch_fast_loop_is_compiled_on_cpu(preset: str):
     assert run.mode == "compiled"
 
 
-
 def test_torch_fast_compile_falls_back_to_the_next_options(monkeypatch: pytest.MonkeyPatch, tmp_path):
     """When inductor cannot compile with the first options (the trusted vector ISA), the loop
     is compiled with the next ones (inductor's own ISA probe), not left uncompiled."""
     import torch_impl.fast as fast
     monkeypatch.setenv("TWINBENCH_COMPILE_CACHE", str(tmp_path))  # nothing saved by an earlier run
     spec = load_spec("conf1")
-    usable, tried, real_compile = fast._inductor_options(spec)[-1], [], fast.torch.compile
+    usable, tried, real_compile = fast._inductor_options()[-1], [], fast.torch.compile
     attempts = [{**usable, "no_such_inductor_option": True}, usable]
 
     def compile_(fn, **kw):
         tried.append(kw["options"])
         return real_compile(fn, **kw)
-    monkeypatch.setattr(fast, "_inductor_options", lambda s: attempts)
+    monkeypatch.setattr(fast, "_inductor_options", lambda: attempts)
     monkeypatch.setattr(fast, "_LOOPS", {})
     monkeypatch.setattr(fast.torch, "compile", compile_)
     model = H.impl("torch").build_model(spec, seed=1)

@@ -8,6 +8,7 @@ parameters, buffers and optimizer state. No update formula lives in this file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import sys
@@ -134,12 +135,14 @@ def _add_alpha_(a, b, alpha=1):
     return NotImplemented if alpha == 1 else a.add_(aten.mul.Tensor(b, alpha))
 
 
-def _fresh(fn):
-    """fn with its own code object: torch.compile caches (and limits recompiles) per code object."""
-    return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+def _fresh(fn, namespace: dict | None = None):
+    """fn with its own code object (torch.compile caches, and limits recompiles, per code object),
+    running with `namespace` as its globals when given (a step module's)."""
+    return types.FunctionType(fn.__code__.replace(), fn.__globals__ if namespace is None else namespace, fn.__name__,
+                              fn.__defaults__, fn.__closure__)
 
 
-def _inductor_options(spec: Spec) -> list[dict]:
+def _inductor_options() -> list[dict]:
     """Inductor's options, to try in order: C++ wrapper; the batch rows come from a permutation
     made here, so no per-element bounds checks. PT: first with the vector ISA that ATen itself runs
     on taken as working (inductor otherwise builds and loads a probe per ISA in every new process:
@@ -305,6 +308,7 @@ def _loop_compiled(n_steps, order2d, x, t, loss_sum, correct, *state):
     return while_loop(lambda i: i < n_steps, body1, (i,))  # returned, or it is dead code
 
 
+@functools.cache
 def _sources_hash() -> str:
     """What a traced step and its compiled loop depend on besides the spec: torch's version,
     torch_impl's code and the CPU (a cache directory may be shared between machines)."""
@@ -340,9 +344,8 @@ def _step_module(model: torch.nn.Module, spec: Spec, decompose: bool, cache: Pat
         exec(compile(source, str(path or name), "exec"), module.__dict__)
         module.STEP = module.__dict__.get("STEP", gm)
     sys.modules[name] = module
-    for fn in (_one_step, _loop_eager, _loop_compiled):  # with the module's globals; own code objects:
-        bound = types.FunctionType(fn.__code__.replace(), module.__dict__, fn.__name__)  # torch.compile caches per code
-        setattr(module, fn.__name__, bound)
+    for fn in (_one_step, _loop_eager, _loop_compiled):
+        setattr(module, fn.__name__, _fresh(fn, module.__dict__))
     return module
 
 
@@ -356,7 +359,7 @@ def _saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, p
             return torch.compiler.load_compiled_function(f)
 
     def compile_now():
-        compiled = torch.compile(steps._loop_compiled, fullgraph=True, dynamic=False, options=options)
+        compiled = _compile(steps, options)
         try:
             with torch.no_grad():
                 saved = compiled.aot_compile((example, {}))
@@ -367,6 +370,10 @@ def _saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, p
     return [_recompiling(attempt, steps, options) for attempt in ([load] if path.exists() else []) + [compile_now]]
 
 
+def _compile(steps: types.ModuleType, options: dict) -> Callable:
+    return torch.compile(steps._loop_compiled, fullgraph=True, dynamic=False, options=options)
+
+
 def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> Callable:
     """attempt, whose result, a saved compiled loop, is used until its guards refuse a call (the
     global state it was compiled under changed: grad mode, deterministic algorithms, ...); from
@@ -375,15 +382,11 @@ def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> C
         saved, fallback = attempt(), []
 
         def loop(*args):
-            if not fallback:
-                try:
-                    return saved(*args)
-                except RuntimeError as e:  # PT: checked before anything runs (torch 2.13 AOTCompiledFunction)
-                    if "GuardManager check failed" not in str(e):
-                        raise
-                    fallback.append(torch.compile(steps._loop_compiled, fullgraph=True, dynamic=False,
-                                                  options=options))
-            return fallback[0](*args)
+            # PT: a saved loop (torch 2.13's AOTCompiledFunction) raises when its guards refuse;
+            # torch.compile's recompiles instead
+            if not fallback and hasattr(saved, "guard_check") and not saved.guard_check(*args):
+                fallback.append(_compile(steps, options))
+            return (fallback[0] if fallback else saved)(*args)
         return loop
     return get
 
@@ -400,7 +403,7 @@ def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Cal
         x, t, order = _check_data(spec, n_examples, k, device)
         example = inputs(full, x, t, order, _mutables(model))
         failures = []
-        for options in _inductor_options(spec):
+        for options in _inductor_options():
             path = cache / f"loop_{_key(step_key(spec), n_examples, UNROLL, sorted(options.items()))}.bin"
             for attempt in _saved_or_compiled(steps, options, example, path):
                 try:  # C++ loop: no Python per step
