@@ -16,10 +16,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     s = Settings.from_env()
+    import frameworks
+    for fw in frameworks.all():  # TF: tf_impl.fast sets TF's intra-op threads at import, before its runtime starts
+        fw.fast()
     if s.threads:  # only when asked: by default the frameworks use the machine as they choose
         import numba
 
-        import frameworks
         for fw in frameworks.all():
             fw.set_threads(s.threads)  # a refusal (runtime already started) leaves the recorded value
         numba.set_num_threads(min(s.threads, numba.config.NUMBA_NUM_THREADS))

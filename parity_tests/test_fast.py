@@ -156,3 +156,42 @@ def test_torch_fast_saved_loop_recompiles_when_global_state_changes(monkeypatch:
     assert [float(v) for v in got] == [float(v) for v in want]
     a, b = (H.impl("torch").get_weights(m) for m, _ in runs)
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+_THREADS = """
+import os, sys, warnings
+warnings.simplefilter("error")  # the warning, if any, ends the script with its message
+import tensorflow as tf
+if sys.argv[1] == "started":
+    tf.constant(1.0)  # TF's runtime starts here, with its default pools
+import tf_impl.fast
+from common.config import load_spec
+import frameworks
+spec = load_spec("conf1")
+try:
+    tf_impl.fast.compile_epoch(frameworks.get("tf").book().build_model(spec, seed=1), spec, 4)
+except RuntimeWarning as w:
+    print("warned:", w)
+print("threads", tf.config.threading.get_intra_op_parallelism_threads())
+"""
+
+
+@pytest.mark.parametrize("case, env, want", [
+    ("fresh", {}, "threads 1"),  # imported before TF's runtime starts: one intra-op thread
+    ("fresh", {"TF_NUM_INTRAOP_THREADS": "2"}, "threads 0"),  # the user's choice stands (0: TF reads its env)
+    ("started", {}, "warned: tf_impl.fast: TensorFlow's runtime started before"),
+])
+def test_tf_fast_runs_one_intra_op_thread(case: str, env: dict, want: str):
+    """tf_impl.fast asks TF for one intra-op thread before its runtime starts (XLA splits a
+    step's kernels across the pool: conf1 2x slower on 2 cores), unless the user chose, and
+    says so when the runtime had started before it was imported. A fresh process each."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**{k: v for k, v in os.environ.items() if k != "TF_NUM_INTRAOP_THREADS"}, **env,
+           "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", _THREADS, case], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert want in done.stdout, done.stdout

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 import weakref
 from typing import Callable
 
@@ -28,6 +29,24 @@ if "persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
 UNROLL = 4  # steps per while-loop iteration (more: fewer loop tests, a longer compile)
 _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(step_key(spec), n): compiled epoch}
 
+
+def _one_thread() -> None:
+    """One intra-op thread for TF's CPU runtime, as torch_impl.fast's loop uses, unless the
+    user chose (TF_NUM_INTRAOP_THREADS or tf.config.threading). XLA splits a step's larger
+    fused kernels (the hidden kernel's update) across the intra-op pool; at batch 1 the
+    hand-offs cost more than the work (conf1 0.50 -> 0.26 s/epoch on 2 cores; conf5 and
+    Keras fit no slower). TF: its pools are fixed when its runtime starts, so this runs at
+    import; `compile_epoch` warns when the runtime had started before."""
+    if "TF_NUM_INTRAOP_THREADS" in os.environ or tf.config.threading.get_intra_op_parallelism_threads():
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:  # TF: the runtime already runs with its own pools
+        pass
+
+
+_one_thread()
+
 # --- section: compile_epoch ---
 
 
@@ -40,6 +59,12 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
     cached, key = _RUNS.setdefault(model, {}), (step_key(spec), n_examples)
     if key in cached:  # TF: a new tf.function would be traced and XLA-compiled again
         return cached[key]
+    if model.device == "cpu" and not tf.config.threading.get_intra_op_parallelism_threads() \
+            and "TF_NUM_INTRAOP_THREADS" not in os.environ:
+        warnings.warn("tf_impl.fast: TensorFlow's runtime started before tf_impl.fast was imported, with its "
+                      "default intra-op threads, and XLA splits the step's kernels across them (conf1 about 2x "
+                      "slower); import tf_impl.fast first or set TF_NUM_INTRAOP_THREADS=1", RuntimeWarning,
+                      stacklevel=2)
     bs = spec.training.batch_size
     full, tail = divmod(n_examples, bs)
     variables = model.trainable_variables
