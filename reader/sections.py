@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LEFT, RIGHT = (fw.package for fw in frameworks.all())  # TensorFlow on the left, PyTorch on the right
 SIDES = (LEFT, RIGHT)
 TITLES = {fw.package: f"{fw.title} ({fw.package})" for fw in frameworks.all()}
-FILE_ORDER = ("__init__.py", "model.py", "losses.py", "optimizers.py", "training.py", "fast.py")
+FILE_ORDER = ("__init__.py", "model.py", "losses.py", "optimizers.py", "training.py", "fast.py", "compiled.py")
 MARKER = re.compile(r"^# --- section: (?P<name>[\w.-]+) ---\s*$")
 
 

@@ -1,4 +1,8 @@
-"""The fast variant in TensorFlow: a whole epoch as one XLA-compiled graph, same math as the book."""
+"""The fast variant in TensorFlow: a whole epoch as one XLA-compiled graph, same math as the book.
+
+XLA's persistent cache and the threads the compiled epoch runs with are set in
+tf_impl.compiled, imported here before TF's runtime starts.
+"""
 from __future__ import annotations
 
 import os
@@ -13,39 +17,17 @@ import tensorflow as tf
 
 from common.config import step_key
 from common.data import epoch_permutation
-from common.environment import compile_cache_dir
 from common.history import check_epoch
 from common.spec import Spec
+from tf_impl import compiled  # noqa: F401  sets XLA's cache and TF's threads, before TF's runtime starts
 from tf_impl.losses import one_hot, per_example_loss
 from tf_impl.model import device_name
 from tf_impl.optimizers import update
 from tf_impl.training import as_inputs, evaluate
 
-# TF: XLA's persistent cache lets a new process load a compiled epoch instead of compiling it again
-# (read when XLA first compiles, so set before that)
-if "persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
-    os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_persistent_cache_directory="
-                                  + str(compile_cache_dir() / "xla")).strip()
 UNROLL = 4  # steps per while-loop iteration (more: fewer loop tests, a longer compile)
 _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(step_key(spec), n): compiled epoch}
 
-
-def _one_thread() -> None:
-    """One intra-op thread for TF's CPU runtime, as torch_impl.fast's loop uses, unless the
-    user chose (TF_NUM_INTRAOP_THREADS or tf.config.threading). XLA splits a step's larger
-    fused kernels (the hidden kernel's update) across the intra-op pool; at batch 1 the
-    hand-offs cost more than the work (conf1 0.50 -> 0.26 s/epoch on 2 cores; conf5 and
-    Keras fit no slower). TF: its pools are fixed when its runtime starts, so this runs at
-    import; `compile_epoch` warns when the runtime had started before."""
-    if "TF_NUM_INTRAOP_THREADS" in os.environ or tf.config.threading.get_intra_op_parallelism_threads():
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-    except RuntimeError:  # TF: the runtime already runs with its own pools
-        pass
-
-
-_one_thread()
 
 # --- section: compile_epoch ---
 
