@@ -17,8 +17,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def settings() -> Settings:
     s = Settings.from_env()
     import frameworks
-    for fw in frameworks.all():  # TF: tf_impl.fast sets TF's intra-op threads at import, before its runtime starts
-        fw.fast()
+    frameworks.load_fast()  # before any row starts a framework's runtime
     if s.threads:  # only when asked: by default the frameworks use the machine as they choose
         import numba
 

@@ -43,4 +43,11 @@ def describe(names: tuple[str, ...] = NAMES) -> dict:
     return env
 
 
-__all__ = ["Framework", "REGISTRY", "NAMES", "VARIANTS", "get", "all", "describe"]
+def load_fast(names: tuple[str, ...] = NAMES) -> None:
+    """Import each named framework's fast variant now, before any framework's runtime starts:
+    what a fast variant sets at import (TF's intra-op threads, tf_impl.compiled) is read then."""
+    for name in names:
+        get(name).fast()
+
+
+__all__ = ["Framework", "REGISTRY", "NAMES", "VARIANTS", "get", "all", "describe", "load_fast"]

@@ -16,6 +16,12 @@ if "persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
                                   + str(compile_cache_dir() / "xla")).strip()
 
 
+def _threads_chosen() -> bool:
+    """Whether TF's intra-op threads were set: by the user (TF_NUM_INTRAOP_THREADS or
+    tf.config.threading) or by `_one_thread` below; False: TF's default pools."""
+    return "TF_NUM_INTRAOP_THREADS" in os.environ or bool(tf.config.threading.get_intra_op_parallelism_threads())
+
+
 def _one_thread() -> None:
     """One intra-op thread for TF's CPU runtime, as torch_impl.fast's loop uses, unless the
     user chose (TF_NUM_INTRAOP_THREADS or tf.config.threading). XLA splits a step's larger
@@ -23,7 +29,7 @@ def _one_thread() -> None:
     hand-offs cost more than the work (conf1 0.50 -> 0.26 s/epoch on 2 cores; conf5 and
     Keras fit no slower). TF: its pools are fixed when its runtime starts, so this runs at
     import; `compile_epoch` warns when the runtime had started before."""
-    if "TF_NUM_INTRAOP_THREADS" in os.environ or tf.config.threading.get_intra_op_parallelism_threads():
+    if _threads_chosen():
         return
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)

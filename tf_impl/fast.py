@@ -5,7 +5,6 @@ tf_impl.compiled, imported here before TF's runtime starts.
 """
 from __future__ import annotations
 
-import os
 import time
 import warnings
 import weakref
@@ -19,7 +18,7 @@ from common.config import step_key
 from common.data import epoch_permutation
 from common.history import check_epoch
 from common.spec import Spec
-from tf_impl import compiled  # noqa: F401  sets XLA's cache and TF's threads, before TF's runtime starts
+from tf_impl import compiled  # sets XLA's cache and TF's threads at import, before TF's runtime starts
 from tf_impl.losses import one_hot, per_example_loss
 from tf_impl.model import device_name
 from tf_impl.optimizers import update
@@ -41,8 +40,7 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
     cached, key = _RUNS.setdefault(model, {}), (step_key(spec), n_examples)
     if key in cached:  # TF: a new tf.function would be traced and XLA-compiled again
         return cached[key]
-    if model.device == "cpu" and not tf.config.threading.get_intra_op_parallelism_threads() \
-            and "TF_NUM_INTRAOP_THREADS" not in os.environ:
+    if model.device == "cpu" and not compiled._threads_chosen():
         warnings.warn("tf_impl.fast: TensorFlow's runtime started before tf_impl.fast was imported, with its "
                       "default intra-op threads, and XLA splits the step's kernels across them (conf1 about 2x "
                       "slower); import tf_impl.fast first or set TF_NUM_INTRAOP_THREADS=1", RuntimeWarning,

@@ -49,6 +49,11 @@ def _fresh(fn, namespace: dict | None = None):
                               fn.__defaults__, fn.__closure__)
 
 
+def _scalar_names(spec: Spec) -> list[str]:
+    """The names of the optimizer's per-step scalars (`_step_scalars`), in the order a step takes them."""
+    return list(_step_scalars(spec, torch.ones(())))
+
+
 def _inductor_options() -> list[dict]:
     """Inductor's options, to try in order: C++ wrapper; the batch rows come from a permutation
     made here, so no per-element bounds checks. PT: first with the vector ISA that ATen itself runs
@@ -120,7 +125,7 @@ def _step_module(model: torch.nn.Module, spec: Spec, decompose: bool, cache: Pat
     """A module holding the step traced by `trace(model, spec, decompose)` as STEP (its source
     kept in `cache`, if given, and read from there by a later process instead of tracing again)
     and the loop functions above."""
-    bs, n_c = spec.training.batch_size, len(_step_scalars(spec, torch.ones(())))
+    bs, n_c = spec.training.batch_size, len(_scalar_names(spec))
     name = f"twinbench_step_{_key(step_key(spec), decompose, UNROLL)}"
     path = cache / f"{name}.py" if cache else None
     header = (f'"""The training step of one spec, traced by torch_impl.fast (make_fx)."""\n'

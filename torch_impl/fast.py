@@ -24,7 +24,8 @@ from common.environment import compile_cache_dir
 from common.history import check_epoch
 from common.spec import Spec
 from common.tolerances import tol
-from torch_impl.compiled import UNROLL, _fresh, _inductor_options, _key, _one_thread, _saved_or_compiled, _step_module
+from torch_impl.compiled import (UNROLL, _fresh, _inductor_options, _key, _one_thread, _saved_or_compiled,
+                                 _scalar_names, _step_module)
 from torch_impl.losses import SpecLoss, one_hot
 from torch_impl.model import get_weights, set_weights
 from torch_impl.optimizers import _step_scalars, get_optimizer_state, set_optimizer_state, update
@@ -45,10 +46,6 @@ def _mutables(model: torch.nn.Module) -> list[torch.Tensor]:
     slots = canonical.slot_names(opt.spec)
     return [p.detach() for p in params] + list(model.buffers()) + [opt.state[p][k] for k in slots for p in params] \
         + [opt.t]
-
-
-def _scalar_names(spec: Spec) -> list[str]:
-    return list(_step_scalars(spec, torch.ones(())))
 
 
 def _scalar_tables(spec: Spec, t: torch.Tensor, n_steps: int) -> list[torch.Tensor]:

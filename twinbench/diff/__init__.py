@@ -29,10 +29,9 @@ def main(args) -> None:
         raise SpecError(f"--epochs: expected a positive number of epochs, got {args.epochs}")
     if args.accuracy and REFERENCE in (a.framework, b.framework):
         raise SpecError("--accuracy trains both sides to the end with the fast variants: the reference has none")
-    if args.accuracy:  # TF: tf_impl.fast sets TF's threads at import, before the trace starts TF's runtime
+    if args.accuracy:  # before the trace starts a framework's runtime
         import frameworks
-        for side in (a, b):
-            frameworks.get(side.framework).fast()
+        frameworks.load_fast((a.framework, b.framework))
     steps = trace.default_steps(a.spec, args.epochs, args.steps)
     print(f"twinbench diff: {a.text} vs {b.text}, {steps} steps from the same weights on the same batches",
           file=sys.stderr, flush=True)
