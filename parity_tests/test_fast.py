@@ -158,6 +158,44 @@ def test_torch_fast_saved_loop_recompiles_when_global_state_changes(monkeypatch:
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+_COLD = """
+import sys
+import torch._inductor.codecache as codecache
+from torch._inductor import cpu_vec_isa
+codecache._HEADER_DIR = sys.argv[1]  # where inductor would put a precompiled header
+probes = []
+check_build = cpu_vec_isa.VecISA.check_build
+cpu_vec_isa.VecISA.check_build = lambda self, code: probes.append(str(self)) or check_build(self, code)
+import frameworks, torch_impl.fast
+from common.config import load_spec
+spec = load_spec("conf1")
+run = torch_impl.fast.compile_epoch(frameworks.get("torch").book().build_model(spec, seed=1), spec, 12)
+print("mode", run.mode, "probes", probes)
+"""
+
+
+def test_torch_fast_cold_compile_builds_only_the_loop(tmp_path):
+    """A new process compiling with empty caches builds the loop and nothing else: no ISA probe
+    (inductor builds and loads one per candidate ISA, seconds of a cold start) and no
+    precompiled header (141 MB, outside the cache directory). Skipped where ATen runs without
+    AVX2/AVX512 (then inductor's probes choose the ISA)."""
+    import os
+    import subprocess
+    import sys
+
+    import torch_impl.compiled as compiled
+    if len(compiled._inductor_options()) < 2:
+        pytest.skip("ATen's vector ISA is not AVX2/AVX512, or TORCHINDUCTOR_VEC_ISA_OK is set")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TWINBENCH_COMPILE_CACHE": str(tmp_path / "cache"),
+           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache" / "inductor")}
+    done = subprocess.run([sys.executable, "-c", _COLD, str(tmp_path / "headers")], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "mode compiled probes []" in done.stdout, done.stdout
+    assert not (tmp_path / "headers").exists() or not any((tmp_path / "headers").glob("*.gch"))
+
+
 _THREADS = """
 import os, sys, warnings
 warnings.simplefilter("error")  # the warning, if any, ends the script with its message

@@ -13,6 +13,7 @@ import os
 import sys
 import types
 from pathlib import Path
+from unittest import mock
 from typing import Callable
 
 import torch
@@ -23,7 +24,8 @@ from common.files import atomic_write
 from common.spec import Spec
 from torch_impl.optimizers import _step_scalars
 
-UNROLL = 4  # CPU: steps per while_loop iteration (more: less loop overhead, longer compile)
+UNROLL = 4  # CPU: steps per while_loop iteration for batches under UNROLL_BELOW examples
+UNROLL_BELOW = 32  # larger batches: one step per iteration (the loop's overhead is small against a step)
 # PT: inductor's caches (FX graphs, AOT autograd, compiled code) in the twinbench cache, so a new
 # process loads a compiled epoch instead of compiling it again (read when inductor first compiles)
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir() / "inductor"))
@@ -54,16 +56,48 @@ def _scalar_names(spec: Spec) -> list[str]:
     return list(_step_scalars(spec, torch.ones(())))
 
 
+def _unroll(spec: Spec, n_steps: int) -> int:
+    """Steps per iteration of the compiled loop, at most n_steps. Measured on a 2-core VM
+    (bench/README): conf1 (batch 1) 0.45 s/epoch at 4 against 0.55 s at 1; conf5 (batch 64)
+    0.14 s at 4 against 0.15 s at 1, but a cold compile of 16.6 s against 7.2 s."""
+    return max(1, min(n_steps, UNROLL if spec.training.batch_size < UNROLL_BELOW else 1))
+
+
 def _inductor_options() -> list[dict]:
     """Inductor's options, to try in order: C++ wrapper; the batch rows come from a permutation
-    made here, so no per-element bounds checks. PT: first with the vector ISA that ATen itself runs
-    on taken as working (inductor otherwise builds and loads a probe per ISA in every new process:
-    7 s of a cold conf1 start, 1 s of a warm one), then, should that compile fail, with its probe."""
-    options = {"cpp_wrapper": True, "assert_indirect_indexing": False}
+    made here, so no per-element bounds checks; no precompiled header (inductor builds a 141 MB
+    one per Python environment, in 4.8 s, outside its cache directory, to save 1.2 s per
+    compile) and no line tables (0.3 s per compile). First with the vector ISA that ATen itself
+    runs on taken as working (`cpp.vec_isa_ok`, see `_isa`), then, should that compile fail,
+    with inductor's probes."""
+    options = {"cpp_wrapper": True, "assert_indirect_indexing": False, "cpp_cache_precompile_headers": False,
+               "aot_inductor.enable_line_tables": False}
     trusted = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
     if not trusted or "TORCHINDUCTOR_VEC_ISA_OK" in os.environ:  # the user's choice stands
         return [options]
     return [{**options, "cpp.vec_isa_ok": True}, options]
+
+
+@functools.cache
+def _aten_isa():
+    """Inductor's description of the vector ISA ATen runs on, taken as working without a probe."""
+    from torch._inductor import cpu_vec_isa
+    cls = {"AVX512": cpu_vec_isa.VecAVX512, "AVX2": cpu_vec_isa.VecAVX2}[torch.backends.cpu.get_cpu_capability()]
+    return type(f"Trusted{cls.__name__}", (cls,), {"__bool__": lambda self: True})()
+
+
+@contextlib.contextmanager
+def _isa(options: dict):
+    """With `cpp.vec_isa_ok` in options: inductor compiles (and loads) for ATen's vector ISA.
+    PT: inductor otherwise builds and dlopens a probe per candidate ISA in every new process,
+    vec_isa_ok or not (AVX512-VNNI, AMX, AVX512-BF16; torch 2.13): 2.3 s of a cold conf1 start,
+    1.1 s of a warm one."""
+    if not options.get("cpp.vec_isa_ok"):
+        yield
+        return
+    from torch._inductor import cpu_vec_isa
+    with mock.patch.object(cpu_vec_isa, "valid_vec_isa_list", lambda: [_aten_isa()]):
+        yield
 
 
 # The loop around the traced step, written once. These functions run with the globals of a step
@@ -89,6 +123,7 @@ def _loop_eager(n_steps, order2d, x, t, loss_sum, correct, *state):
 
 
 def _loop_compiled(n_steps, order2d, x, t, loss_sum, correct, *state):
+    """n_steps // UNROLL * UNROLL steps (the caller runs the rest)."""
     from torch._higher_order_ops.while_loop import while_loop
 
     def body(i):
@@ -96,14 +131,8 @@ def _loop_compiled(n_steps, order2d, x, t, loss_sum, correct, *state):
             _one_step(i + k, order2d, x, t, loss_sum, correct, state)
         return (i + UNROLL,)  # noqa: F821
 
-    def body1(i):
-        _one_step(i, order2d, x, t, loss_sum, correct, state)
-        return (i + 1,)
-
     i = torch.zeros((), dtype=torch.int64, device=x.device)
-    if UNROLL > 1:  # noqa: F821
-        (i,) = while_loop(lambda i: i + UNROLL <= n_steps, body, (i,))  # noqa: F821
-    return while_loop(lambda i: i < n_steps, body1, (i,))  # returned, or it is dead code
+    return while_loop(lambda i: i + UNROLL <= n_steps, body, (i,))  # noqa: F821  returned, or it is dead code
 
 
 @functools.cache
@@ -121,15 +150,15 @@ def _key(*parts) -> str:
 
 
 def _step_module(model: torch.nn.Module, spec: Spec, decompose: bool, cache: Path | None,
-                 trace: Callable) -> types.ModuleType:
+                 trace: Callable, unroll: int = 1) -> types.ModuleType:
     """A module holding the step traced by `trace(model, spec, decompose)` as STEP (its source
     kept in `cache`, if given, and read from there by a later process instead of tracing again)
-    and the loop functions above."""
+    and the loop functions above, unrolling `unroll` steps."""
     bs, n_c = spec.training.batch_size, len(_scalar_names(spec))
-    name = f"twinbench_step_{_key(step_key(spec), decompose, UNROLL)}"
+    name = f"twinbench_step_{_key(step_key(spec), decompose, unroll)}"
     path = cache / f"{name}.py" if cache else None
     header = (f'"""The training step of one spec, traced by torch_impl.fast (make_fx)."""\n'
-              f"import torch\nfrom torch import device, inf, nan\n\nBS, UNROLL, N_C = {bs}, {UNROLL}, {n_c}\n")
+              f"import torch\nfrom torch import device, inf, nan\n\nBS, UNROLL, N_C = {bs}, {unroll}, {n_c}\n")
     module = types.ModuleType(name)
     try:
         exec(compile(path.read_text(), str(path), "exec"), module.__dict__)  # saved by an earlier process
@@ -179,13 +208,15 @@ def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> C
     global state it was compiled under changed: grad mode, deterministic algorithms, ...); from
     then on the same loop through torch.compile, which recompiles for the new state."""
     def get():
-        saved, fallback = attempt(), []
+        with _isa(options):
+            saved, fallback = attempt(), []
 
         def loop(*args):
             # PT: a saved loop (torch 2.13's AOTCompiledFunction) raises when its guards refuse;
             # torch.compile's recompiles instead
-            if not fallback and hasattr(saved, "guard_check") and not saved.guard_check(*args):
-                fallback.append(_compile(steps, options))
-            return (fallback[0] if fallback else saved)(*args)
+            with _isa(options):  # a first call may compile
+                if not fallback and hasattr(saved, "guard_check") and not saved.guard_check(*args):
+                    fallback.append(_compile(steps, options))
+                return (fallback[0] if fallback else saved)(*args)
         return loop
     return get
