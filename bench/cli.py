@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from bench.matrix import DEFAULT_OUT, SETTINGS_ENV, Settings
+from common.environment import git_commit
 
 HERE = Path(__file__).resolve().parent
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list or not rows:
         print("\n".join(r.id for r in rows) or f"no rows match --only {args.only!r} --device {args.device}")
         return 0 if rows else 2
+    git_commit()  # read before the old rows go: removing them makes the work tree differ from the commit
     if not settings.resume:  # a fresh run: forget what it is about to measure again
         for row in rows:
             (Path(settings.out) / "rows" / f"{row.id}.json").unlink(missing_ok=True)

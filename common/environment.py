@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import platform
 import subprocess
@@ -30,8 +31,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
 def git_commit() -> str:
-    """The checkout's commit, with '+dirty' when the work tree has changes."""
+    """The checkout's commit, with '+dirty' when the work tree has changes: read once per
+    process, so a run that rewrites tracked files (the benchmark's results) records the
+    state it started from when it asks before writing."""
     try:
         run = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True,  # noqa: E731
                                         timeout=10).stdout.strip()

@@ -111,3 +111,27 @@ def test_resume_report_and_compare(tmp_path) -> None:
     (tmp_path / "new.json").write_text(json.dumps(newer))
     table = report.compare(tmp_path / "latest.json", tmp_path / "new.json")
     assert "faster" in table and "same" in table and "only in old" in table
+
+
+def test_commit_is_recorded_before_the_old_rows_go(tmp_path, monkeypatch) -> None:
+    """A fresh run removes its old rows (tracked files) before measuring; the commit it records
+    is read before that, so a run of a clean checkout is not marked '+dirty' by its own doing."""
+    import subprocess
+
+    from bench import cli
+    from common import environment
+    repo, row = tmp_path / "repo", tmp_path / "repo" / "out" / "rows" / "floor-conf1-cpu.json"
+    row.parent.mkdir(parents=True)
+    row.write_text("{}")
+    for args in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "r"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    monkeypatch.setattr(environment, "ROOT", repo)
+    environment.git_commit.cache_clear()
+    seen = []
+    monkeypatch.setattr(cli, "run_pytest", lambda settings, extra: seen.append(environment.git_commit()) or 0)
+    monkeypatch.setattr(report, "write_report", lambda *a: "")
+    try:
+        assert cli.main(["--only", "floor-conf1", "--device", "cpu", "--out", str(repo / "out")]) == 0
+    finally:
+        environment.git_commit.cache_clear()
+    assert not row.exists() and len(seen) == 1 and len(seen[0]) == 40, seen  # a hash, no '+dirty'
