@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import sys
+import threading
 import types
 from pathlib import Path
 from unittest import mock
@@ -57,9 +58,9 @@ def _scalar_names(spec: Spec) -> list[str]:
 
 
 def _unroll(spec: Spec, n_steps: int) -> int:
-    """Steps per iteration of the compiled loop, at most n_steps. Measured on a 2-core VM
-    (bench/README): conf1 (batch 1) 0.45 s/epoch at 4 against 0.55 s at 1; conf5 (batch 64)
-    0.14 s at 4 against 0.15 s at 1, but a cold compile of 16.6 s against 7.2 s."""
+    """Steps per iteration of the compiled loop, at most n_steps. Measured on the 2-core VM
+    (bench/README, "Start-up"): conf1 (batch 1) 0.45 s/epoch at 4 against 0.55 s at 1; conf5
+    (batch 64) 0.14 s at 4 against 0.15 s at 1, but a cold first epoch of 17 s against 8.7 s."""
     return max(1, min(n_steps, UNROLL if spec.training.batch_size < UNROLL_BELOW else 1))
 
 
@@ -80,24 +81,43 @@ def _inductor_options() -> list[dict]:
 
 @functools.cache
 def _aten_isa():
-    """Inductor's description of the vector ISA ATen runs on, taken as working without a probe."""
+    """Inductor's description of the vector ISA ATen runs on (AVX2 or AVX512), taken as working
+    without a probe: no AVX512-BF16 flag (the steps are float32/float64). Its class is defined
+    here and named in this module, so it pickles like inductor's own; it compares unequal to
+    inductor's instance of the ISA (dataclass equality is per class), str() and hash agree."""
     from torch._inductor import cpu_vec_isa
-    cls = {"AVX512": cpu_vec_isa.VecAVX512, "AVX2": cpu_vec_isa.VecAVX2}[torch.backends.cpu.get_cpu_capability()]
-    return type(f"Trusted{cls.__name__}", (cls,), {"__bool__": lambda self: True})()
+    base = {"AVX512": cpu_vec_isa.VecAVX512, "AVX2": cpu_vec_isa.VecAVX2}[torch.backends.cpu.get_cpu_capability()]
+    cls = type(f"_Trusted{base.__name__}", (base,), {"__bool__": lambda self: True, "__module__": __name__})
+    globals()[cls.__name__] = cls
+    return cls()
+
+
+_ISA_LOCK, _ISA_USERS = threading.Lock(), [0, None]  # [threads inside _isa, the active patch]
 
 
 @contextlib.contextmanager
 def _isa(options: dict):
     """With `cpp.vec_isa_ok` in options: inductor compiles (and loads) for ATen's vector ISA.
     PT: inductor otherwise builds and dlopens a probe per candidate ISA in every new process,
-    vec_isa_ok or not (AVX512-VNNI, AMX, AVX512-BF16; torch 2.13): 2.3 s of a cold conf1 start,
-    1.1 s of a warm one."""
+    vec_isa_ok or not, on CPUs with AVX512-VNNI, AMX or AVX512-BF16 (torch 2.13): 2.3 s of a cold
+    conf1 start. Process-wide while any thread is inside (counted, so overlapping threads
+    cannot leave it installed)."""
     if not options.get("cpp.vec_isa_ok"):
         yield
         return
     from torch._inductor import cpu_vec_isa
-    with mock.patch.object(cpu_vec_isa, "valid_vec_isa_list", lambda: [_aten_isa()]):
+    with _ISA_LOCK:
+        if not _ISA_USERS[0]:
+            _ISA_USERS[1] = mock.patch.object(cpu_vec_isa, "valid_vec_isa_list", lambda: [_aten_isa()])
+            _ISA_USERS[1].start()
+        _ISA_USERS[0] += 1
+    try:
         yield
+    finally:
+        with _ISA_LOCK:
+            _ISA_USERS[0] -= 1
+            if not _ISA_USERS[0]:
+                _ISA_USERS[1].stop()
 
 
 # The loop around the traced step, written once. These functions run with the globals of a step
