@@ -22,9 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cache_env(cache: Path) -> dict[str, str]:
-    """The environment that points every compilation cache at `cache`."""
+    """The environment that points every compilation cache at `cache`, the temporary directory
+    too (inductor keeps some artefacts, such as precompiled headers, in the system's temporary
+    directory whatever its cache directory is)."""
+    (cache / "tmp").mkdir(parents=True, exist_ok=True)
     return {"TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "TWINBENCH_COMPILE_CACHE": str(cache),
-            "TF_CPP_MIN_LOG_LEVEL": "3"}
+            "TMPDIR": str(cache / "tmp"), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def measure(framework: str, variant: str, preset: str, timeout: float = 900) -> dict:

@@ -4,6 +4,7 @@ except where a test says so)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -135,3 +136,14 @@ def test_commit_is_recorded_before_the_old_rows_go(tmp_path, monkeypatch) -> Non
     finally:
         environment.git_commit.cache_clear()
     assert not row.exists() and len(seen) == 1 and len(seen[0]) == 40, seen  # a hash, no '+dirty'
+
+
+def test_startup_processes_share_no_cache_with_the_machine(tmp_path) -> None:
+    """The start-up measurement's processes keep every cache under its own directory, the
+    temporary directory included (where inductor puts precompiled headers whatever its cache
+    directory is): "cold" is cold even on a machine that compiled before."""
+    from bench.startup import cache_env
+    env = cache_env(tmp_path)
+    for key in ("TORCHINDUCTOR_CACHE_DIR", "TWINBENCH_COMPILE_CACHE", "TMPDIR"):
+        assert Path(env[key]).is_relative_to(tmp_path), key
+    assert Path(env["TMPDIR"]).is_dir()  # Python's tempfile ignores a TMPDIR that does not exist
