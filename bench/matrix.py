@@ -25,6 +25,9 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 # Targets in seconds per epoch (median). Book rows have none: they are the book's code.
 TARGETS = {("fast", "conf1", "cpu"): 1.0, ("fast", "conf5", "cpu"): 0.5,
            ("fast", "conf1", "cuda"): 1.0, ("fast", "conf5", "cuda"): 0.3}
+FLOOR_TARGETS = {("fast", "conf1", "cpu"): 1.3, ("fast", "conf5", "cpu"): 1.5}  # at most this many floors
+WARM_OVER_STEADY = 3.0  # a new process's first fast epoch, warm caches: at most this many seconds over steady
+COLD_FIRST_EPOCH = {"torch": 8.0}  # ...and with empty caches, at most this many seconds (CPU)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class Row:
     def target(self) -> float | None:
         """Seconds per epoch to meet, or None."""
         return TARGETS.get((self.variant, self.preset, self.device))
+
+    @property
+    def floor_target(self) -> float | None:
+        """The most times its preset's floor the row may take, or None."""
+        return FLOOR_TARGETS.get((self.variant, self.preset, self.device))
 
 
 def all_rows() -> list[Row]:

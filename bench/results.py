@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.matrix import FULL_EPOCH, Row, Settings
+from bench.matrix import COLD_FIRST_EPOCH, FULL_EPOCH, WARM_OVER_STEADY, Row, Settings, by_id
 from common.files import write_json
 
 DONE = "ok"
@@ -87,6 +87,20 @@ def verdict(median: float | None, target: float | None) -> str:
     return "met" if median <= target else "not met"
 
 
+def startup_verdict(record: dict, median: float | None) -> str:
+    """Whether a fast row's new-process first epochs meet the start-up targets: warm within
+    WARM_OVER_STEADY seconds of the steady epoch, cold within COLD_FIRST_EPOCH (where set)."""
+    start = record.get("startup") or {}
+    warm, cold = (start.get(k, {}).get("first_epoch") for k in ("warm", "cold"))
+    if record.get("variant") != "fast" or warm is None or median is None:
+        return "—"
+    misses = [f"warm {warm - median:.1f} s over steady"] if warm - median > WARM_OVER_STEADY else []
+    limit = COLD_FIRST_EPOCH.get(record.get("framework")) if record.get("device") == "cpu" else None
+    if limit is not None and cold is not None and cold > limit:
+        misses.append(f"cold {cold:.1f} s > {limit:g} s")
+    return f"not met: {'; '.join(misses)}" if misses else "met"
+
+
 def note(record: dict) -> str:
     """The table's remark for a row: why it has no numbers, or how its numbers were made."""
     status = record.get("status")
@@ -116,12 +130,24 @@ def table_rows(records: dict[str, dict], order: list[str]) -> list[dict]:
             continue
         s = r.get("summary") or {}
         med = s.get("median")
-        floor = floors.get(r.get("preset"))
+        floor, x_floor = floors.get(r.get("preset")), None
+        if med and floor and r.get("framework") != "floor":
+            x_floor = med / floor
+        known = _known(rid)
+        floor_target = known.floor_target if known else None
         out.append({"row": rid, "status": r.get("status"), "median": med, "min": s.get("min"), "max": s.get("max"),
                     "iqr": s.get("iqr"), "time_to_first_epoch": s.get("time_to_first_epoch"),
                     "cold_start": (r.get("startup") or {}).get("cold", {}).get("first_epoch"),
                     "warm_start": (r.get("startup") or {}).get("warm", {}).get("first_epoch"),
                     "eval_seconds": s.get("eval_seconds"), "test_accuracy": s.get("test_accuracy"),
-                    "x_floor": med / floor if med and floor and r.get("framework") != "floor" else None,
-                    "target": r.get("target"), "met": verdict(med, r.get("target")), "note": note(r)})
+                    "x_floor": x_floor, "target": r.get("target"), "met": verdict(med, r.get("target")),
+                    "floor_target": floor_target, "floor_met": verdict(x_floor, floor_target),
+                    "startup_met": startup_verdict(r, med), "note": note(r)})
     return out
+
+
+def _known(row_id: str) -> Row | None:
+    try:
+        return by_id(row_id)
+    except ValueError:  # a row of an older matrix
+        return None

@@ -147,3 +147,20 @@ def test_startup_processes_share_no_cache_with_the_machine(tmp_path) -> None:
     for key in ("TORCHINDUCTOR_CACHE_DIR", "TWINBENCH_COMPILE_CACHE", "TMPDIR"):
         assert Path(env[key]).is_relative_to(tmp_path), key
     assert Path(env["TMPDIR"]).is_dir()  # Python's tempfile ignores a TMPDIR that does not exist
+
+
+def test_floor_and_startup_targets() -> None:
+    """Fast CPU rows are judged against their floor (conf1 1.3x, conf5 1.5x) and their start-up
+    (a new process's first epoch: warm within 3 s of the steady epoch; PyTorch cold within 8 s)."""
+    from bench.results import table_rows
+    starts = {"torch-fast-conf1-cpu": (9.0, 3.3), "torch-fast-conf5-cpu": (7.9, 3.4), "tf-fast-conf1-cpu": (20.0, 3.2)}
+    records = [stored("floor-conf1-cpu", 0.25), stored("floor-conf5-cpu", 0.2)] + [
+        stored(rid, {"torch-fast-conf1-cpu": 0.4, "torch-fast-conf5-cpu": 0.2, "tf-fast-conf1-cpu": 0.3}[rid],
+               startup={"cold": {"first_epoch": c}, "warm": {"first_epoch": w}}) for rid, (c, w) in starts.items()]
+    rows = {r["row"]: r for r in table_rows({r["id"]: r for r in records}, [r["id"] for r in records])}
+    assert rows["torch-fast-conf1-cpu"]["floor_met"] == "not met"  # 1.6x its floor
+    assert rows["tf-fast-conf1-cpu"]["floor_met"] == "met" and rows["torch-fast-conf5-cpu"]["floor_met"] == "met"
+    assert rows["torch-fast-conf1-cpu"]["startup_met"] == "not met: cold 9.0 s > 8 s"
+    assert rows["torch-fast-conf5-cpu"]["startup_met"] == "not met: warm 3.2 s over steady"
+    assert rows["tf-fast-conf1-cpu"]["startup_met"] == "met"  # warm 2.9 s over; no cold target for TF
+    assert rows["floor-conf1-cpu"]["floor_met"] == rows["floor-conf1-cpu"]["startup_met"] == "—"
