@@ -59,8 +59,9 @@ def _scalar_names(spec: Spec) -> list[str]:
 
 def _unroll(spec: Spec, n_steps: int) -> int:
     """Steps per iteration of the compiled loop, at most n_steps. Measured on the 2-core VM
-    (bench/README, "Start-up"): conf1 (batch 1) 0.45 s/epoch at 4 against 0.55 s at 1; conf5
-    (batch 64) 0.14 s at 4 against 0.15 s at 1, but a cold first epoch of 17 s against 8.7 s."""
+    (bench/README, "Start-up"): conf1 (batch 1) 0.44 s/epoch at 4 against 0.55 s at 1; conf5
+    (batch 64) 0.14 s at 4 against 0.15 s at 1, but compiled in 16.6 s against 7.2 s (with a
+    precompiled header); its cold first epoch is now 8.5-9.9 s."""
     return max(1, min(n_steps, UNROLL if spec.training.batch_size < UNROLL_BELOW else 1))
 
 
