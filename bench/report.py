@@ -19,7 +19,7 @@ HEADERS = {"row": "row", "median": "median s/epoch", "min": "min", "max": "max",
            "x_floor": "x floor", "target": "target s", "met": "met", "floor_target": "target x floor",
            "floor_met": "met x floor",
            "startup_met": f"start-up: warm <= steady + {WARM_OVER_STEADY:g} s, "
-                          f"torch cold <= {COLD_FIRST_EPOCH['torch']:g} s",
+                          + ", ".join(f"{fw} cold <= {limit:g} s" for fw, limit in COLD_FIRST_EPOCH.items()),
            "note": "note"}
 SLOWER, FASTER = 1.05, 0.95
 

@@ -87,11 +87,16 @@ def verdict(median: float | None, target: float | None) -> str:
     return "met" if median <= target else "not met"
 
 
+def first_epochs(record: dict) -> tuple[float | None, float | None]:
+    """(cold, warm): a row's first epoch in a new process with empty and with warm caches."""
+    start = record.get("startup") or {}
+    return start.get("cold", {}).get("first_epoch"), start.get("warm", {}).get("first_epoch")
+
+
 def startup_verdict(record: dict, median: float | None) -> str:
     """Whether a fast row's new-process first epochs meet the start-up targets: warm within
     WARM_OVER_STEADY seconds of the steady epoch, cold within COLD_FIRST_EPOCH (where set)."""
-    start = record.get("startup") or {}
-    warm, cold = (start.get(k, {}).get("first_epoch") for k in ("warm", "cold"))
+    cold, warm = first_epochs(record)
     if record.get("variant") != "fast" or warm is None or median is None:
         return "—"
     misses = [f"warm {warm - median:.1f} s over steady"] if warm - median > WARM_OVER_STEADY else []
@@ -133,12 +138,11 @@ def table_rows(records: dict[str, dict], order: list[str]) -> list[dict]:
         floor, x_floor = floors.get(r.get("preset")), None
         if med and floor and r.get("framework") != "floor":
             x_floor = med / floor
-        known = _known(rid)
+        known, (cold, warm) = _known(rid), first_epochs(r)
         floor_target = known.floor_target if known else None
         out.append({"row": rid, "status": r.get("status"), "median": med, "min": s.get("min"), "max": s.get("max"),
                     "iqr": s.get("iqr"), "time_to_first_epoch": s.get("time_to_first_epoch"),
-                    "cold_start": (r.get("startup") or {}).get("cold", {}).get("first_epoch"),
-                    "warm_start": (r.get("startup") or {}).get("warm", {}).get("first_epoch"),
+                    "cold_start": cold, "warm_start": warm,
                     "eval_seconds": s.get("eval_seconds"), "test_accuracy": s.get("test_accuracy"),
                     "x_floor": x_floor, "target": r.get("target"), "met": verdict(med, r.get("target")),
                     "floor_target": floor_target, "floor_met": verdict(x_floor, floor_target),

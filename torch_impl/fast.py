@@ -233,7 +233,7 @@ def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Cal
         cache, unroll = compile_cache_dir() / "torch-loops", _unroll(spec, full)
         looped = full - full % unroll
         steps = _step_module(model, spec, decompose=True, cache=cache, trace=_trace_step, unroll=unroll)
-        k = min(looped, CHECK_STEPS - CHECK_STEPS % unroll or unroll)  # compiled on inputs shaped like the real ones
+        k = min(looped, max(unroll, CHECK_STEPS // unroll * unroll))  # whole iterations; shaped like the real inputs
         x, t, order = _check_data(spec, n_examples, k, device)
         example = inputs(looped, x, t, order, _mutables(model))
         failures = []
