@@ -9,6 +9,8 @@ catches it here, the fast-vs-book comparison catches a loop that drifts from the
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -174,26 +176,76 @@ print("mode", run.mode, "isa detections", len(probes))
 """
 
 
-def test_torch_fast_cold_compile_builds_only_the_loop(tmp_path):
+@pytest.fixture(scope="module")
+def cold_conf1(tmp_path_factory) -> tuple[str, Path]:
+    """A new process compiling conf1's loop with empty caches: (its output, its directory)."""
+    import os
+    import subprocess
+    import sys
+    where = tmp_path_factory.mktemp("cold")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TWINBENCH_COMPILE_CACHE": str(where / "cache"),
+           "TORCHINDUCTOR_CACHE_DIR": str(where / "cache" / "inductor")}
+    done = subprocess.run([sys.executable, "-c", _COLD, str(where / "headers")], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, where
+
+
+def test_torch_fast_cold_compile_builds_only_the_loop(cold_conf1):
     """A new process compiling with empty caches builds the loop and nothing else: inductor's
     ISA detection does not run (it builds and loads a probe per candidate ISA, seconds of a
     cold start) and no precompiled header is made (141 MB, outside the cache directory). Skipped where ATen runs without
     AVX2/AVX512 (then inductor's probes choose the ISA)."""
-    import os
-    import subprocess
-    import sys
-
     import torch_impl.compiled as compiled
-    if len(compiled._inductor_options()) < 2:
+    if "cpp.vec_isa_ok" not in compiled._inductor_options()[0]:
         pytest.skip("ATen's vector ISA is not AVX2/AVX512, or TORCHINDUCTOR_VEC_ISA_OK is set")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root, "TWINBENCH_COMPILE_CACHE": str(tmp_path / "cache"),
-           "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache" / "inductor")}
-    done = subprocess.run([sys.executable, "-c", _COLD, str(tmp_path / "headers")], env=env, capture_output=True,
-                          text=True, timeout=600, cwd=root)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "mode compiled isa detections 0" in done.stdout, done.stdout
-    assert not (tmp_path / "headers").exists()  # created for any precompiled header
+    out, where = cold_conf1
+    assert "mode compiled isa detections 0" in out, out
+    assert not (where / "headers").exists()  # created for any precompiled header
+
+
+def test_torch_fast_loop_body_allocates_only_what_leaves_it(cold_conf1):
+    """The compiled conf1 loop (4 steps per iteration) allocates two tensors per iteration: the
+    condition's result and the carried step counter; its ~40 intermediates are allocated once
+    (torch_impl._inductor's wrapper; inductor's own allocates them all in every iteration)."""
+    out, where = cold_conf1
+    assert "mode compiled" in out, out
+    sources = [p.read_text() for p in (where / "cache" / "inductor").rglob("*.cpp") if "while (1)" in p.read_text()]
+    assert len(sources) == 1, len(sources)
+    loop = sources[0][sources[0].index("while (1)"):]
+    fresh = [line for line in loop.splitlines() if "aoti_torch_empty_strided(" in line and "_kept = " not in line]
+    assert len(fresh) == 2, fresh
+    assert loop.count("_kept = ") >= 30, loop.count("_kept = ")
+
+
+def test_kept_buffers_exclude_what_leaves_a_subgraph():
+    """A buffer leaves a subgraph as one of its outputs, or by lending its storage to one (reused
+    or viewed, through any chain): only the others may be kept across iterations."""
+    from torch._inductor.codegen.wrapper import EnterSubgraphLine, ReinterpretLine, ReuseLine
+
+    from torch_impl._inductor import _escaping
+
+    class Named:
+        def __init__(self, name):
+            self.name = name
+
+        def get_name(self):
+            return self.name
+
+    class Graph:
+        def get_output_names(self):
+            return ["out"]
+
+    class Wrapper:
+        computed_sizes: set = set()
+
+        def push_computed_sizes(self, sizes):
+            pass
+    b = {n: Named(n) for n in ("a", "b", "c", "d", "out")}
+    lines = [EnterSubgraphLine(Wrapper(), Graph()), ReuseLine(None, b["d"], b["c"]),
+             ReinterpretLine(None, b["a"], b["b"], None), ReuseLine(None, b["b"], b["out"])]
+    assert _escaping(lines) == {"out", "b", "a"}
 
 
 _THREADS = """

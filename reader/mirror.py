@@ -1,5 +1,7 @@
 """The mirror check: tf_impl/ and torch_impl/ keep the same files, public functions,
-sections and `__all__`, in the same order (pure `ast` and text; no framework import)."""
+sections and `__all__`, in the same order (pure `ast` and text; no framework import).
+A private module (`_name.py`) may stand on one side only: plumbing for one framework
+that has no counterpart in the other (torch_impl/_inductor.py)."""
 from __future__ import annotations
 
 import ast
@@ -68,12 +70,16 @@ def _file_problems(name: str, tf_path: Path, pt_path: Path) -> list[str]:
     return [f"{name}: {p}" for p in out if p]
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
 def mirror_problems(tf_dir: Path | str, torch_dir: Path | str) -> list[str]:
     """Where the two packages stop mirroring each other (empty when they mirror)."""
     tf_dir, torch_dir = Path(tf_dir), Path(torch_dir)
     tf_files, pt_files = ({p.name for p in d.glob("*.py")} for d in (tf_dir, torch_dir))
     problems = [f"{n}: file only in {side}" for side, xs, ys in
-                ((LEFT, tf_files, pt_files), (RIGHT, pt_files, tf_files)) for n in sorted(xs - ys)]
+                ((LEFT, tf_files, pt_files), (RIGHT, pt_files, tf_files)) for n in sorted(xs - ys) if not _private(n)]
     for name in sorted(tf_files & pt_files, key=file_key):
         problems += _file_problems(name, tf_dir / name, torch_dir / name)
     return problems

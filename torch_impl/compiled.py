@@ -11,10 +11,8 @@ import functools
 import hashlib
 import os
 import sys
-import threading
 import types
 from pathlib import Path
-from unittest import mock
 from typing import Callable
 
 import torch
@@ -23,6 +21,7 @@ from common.config import step_key
 from common.environment import compile_cache_dir, cpu_model
 from common.files import atomic_write
 from common.spec import Spec
+from torch_impl._inductor import KEPT, inductor_config, patched
 from torch_impl.optimizers import _step_scalars
 
 UNROLL = 4  # CPU: steps per while_loop iteration for batches under UNROLL_BELOW examples
@@ -69,56 +68,15 @@ def _inductor_options() -> list[dict]:
     """Inductor's options, to try in order: C++ wrapper; the batch rows come from a permutation
     made here, so no per-element bounds checks; no precompiled header (inductor builds a 141 MB
     one per Python environment, in 4.8 s, outside its cache directory, to save 1.2 s per
-    compile) and no line tables (0.3 s per compile). First with the vector ISA that ATen itself
-    runs on taken as working (`cpp.vec_isa_ok`, see `_isa`), then, should that compile fail,
-    with inductor's probes."""
+    compile) and no line tables (0.3 s per compile). First with our adjustments of inductor
+    (torch_impl._inductor): loop bodies keep their buffers, and the vector ISA that ATen itself
+    runs on is taken as working (`cpp.vec_isa_ok`); then, should that compile fail, without them."""
     options = {"cpp_wrapper": True, "assert_indirect_indexing": False, "cpp_cache_precompile_headers": False,
                "aot_inductor.enable_line_tables": False}
-    trusted = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
-    if not trusted or "TORCHINDUCTOR_VEC_ISA_OK" in os.environ:  # the user's choice stands
-        return [options]
-    return [{**options, "cpp.vec_isa_ok": True}, options]
-
-
-@functools.cache
-def _aten_isa():
-    """Inductor's description of the vector ISA ATen runs on (AVX2 or AVX512), taken as working
-    without a probe: no AVX512-BF16 flag (the steps are float32/float64). Its class is defined
-    here and named in this module, so it pickles like inductor's own; it compares unequal to
-    inductor's instance of the ISA (dataclass equality is per class), str() and hash agree."""
-    from torch._inductor import cpu_vec_isa
-    base = {"AVX512": cpu_vec_isa.VecAVX512, "AVX2": cpu_vec_isa.VecAVX2}[torch.backends.cpu.get_cpu_capability()]
-    cls = type(f"_Trusted{base.__name__}", (base,), {"__bool__": lambda self: True, "__module__": __name__})
-    globals()[cls.__name__] = cls
-    return cls()
-
-
-_ISA_LOCK, _ISA_USERS = threading.Lock(), [0, None]  # [threads inside _isa, the active patch]
-
-
-@contextlib.contextmanager
-def _isa(options: dict):
-    """With `cpp.vec_isa_ok` in options: inductor compiles (and loads) for ATen's vector ISA.
-    PT: inductor otherwise builds and dlopens a probe per candidate ISA in every new process,
-    vec_isa_ok or not, on CPUs with AVX512-VNNI, AMX or AVX512-BF16 (torch 2.13): 2.3 s of a cold
-    conf1 start. Process-wide while any thread is inside (counted, so overlapping threads
-    cannot leave it installed)."""
-    if not options.get("cpp.vec_isa_ok"):
-        yield
-        return
-    from torch._inductor import cpu_vec_isa
-    with _ISA_LOCK:
-        if not _ISA_USERS[0]:
-            _ISA_USERS[1] = mock.patch.object(cpu_vec_isa, "valid_vec_isa_list", lambda: [_aten_isa()])
-            _ISA_USERS[1].start()
-        _ISA_USERS[0] += 1
-    try:
-        yield
-    finally:
-        with _ISA_LOCK:
-            _ISA_USERS[0] -= 1
-            if not _ISA_USERS[0]:
-                _ISA_USERS[1].stop()
+    ours = {KEPT: True}
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") and "TORCHINDUCTOR_VEC_ISA_OK" not in os.environ:
+        ours["cpp.vec_isa_ok"] = True  # else the user's choice stands, or the ISA is not one we describe
+    return [{**options, **ours}, options]
 
 
 # The loop around the traced step, written once. These functions run with the globals of a step
@@ -205,7 +163,8 @@ def _saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, p
     def load():
         from torch._guards import TracingContext, tracing
         # PT: loading its guards needs a tracing context, loading its C++ the options it was built with (2.13)
-        with path.open("rb") as f, tracing(TracingContext(None)), torch._inductor.config.patch(options):
+        config = torch._inductor.config.patch(inductor_config(options))
+        with path.open("rb") as f, tracing(TracingContext(None)), config:
             return torch.compiler.load_compiled_function(f)
 
     def compile_now():
@@ -221,7 +180,7 @@ def _saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, p
 
 
 def _compile(steps: types.ModuleType, options: dict) -> Callable:
-    return torch.compile(steps._loop_compiled, fullgraph=True, dynamic=False, options=options)
+    return torch.compile(steps._loop_compiled, fullgraph=True, dynamic=False, options=inductor_config(options))
 
 
 def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> Callable:
@@ -229,13 +188,13 @@ def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> C
     global state it was compiled under changed: grad mode, deterministic algorithms, ...); from
     then on the same loop through torch.compile, which recompiles for the new state."""
     def get():
-        with _isa(options):
+        with patched(options):
             saved, fallback = attempt(), []
 
         def loop(*args):
             # PT: a saved loop (torch 2.13's AOTCompiledFunction) raises when its guards refuse;
             # torch.compile's recompiles instead
-            with _isa(options):  # a first call may compile
+            with patched(options):  # a first call may compile
                 if not fallback and hasattr(saved, "guard_check") and not saved.guard_check(*args):
                     fallback.append(_compile(steps, options))
                 return (fallback[0] if fallback else saved)(*args)

@@ -79,6 +79,13 @@ def test_catches_a_file_on_one_side(copies):
     assert "losses.py: file only in tf_impl" in _new_problems(tf_dir, pt_dir, before)
 
 
+def test_a_private_module_may_stand_on_one_side(copies):
+    tf_dir, pt_dir, before = copies
+    (pt_dir / "_plumbing.py").write_text("def helper(): pass\n")
+    (tf_dir / "__main__.py").write_text("")
+    assert _new_problems(tf_dir, pt_dir, before) == ["__main__.py: file only in tf_impl"]
+
+
 def test_catches_a_different_all(copies):
     tf_dir, pt_dir, before = copies
     init = pt_dir / "__init__.py"

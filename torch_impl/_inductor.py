@@ -1,0 +1,177 @@
+"""Inductor, adjusted for the compiled loop of torch_impl.compiled (PyTorch only: TF has no
+counterpart, so this private module stands on one side of the mirror). Nothing here is
+arithmetic: what inductor compiles for, and where its C++ wrapper puts a loop's buffers.
+
+Both adjustments are patches of inductor's globals, installed only while a thread compiles,
+loads or calls a loop (`patched`), and keyed into inductor's caches.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+from unittest import mock
+
+import torch
+
+KEPT = "twinbench.kept_buffers"  # ours, not inductor's: removed before inductor sees the options (`inductor_config`)
+
+
+def inductor_config(options: dict) -> dict:
+    """The options inductor is given: without our own keys."""
+    return {k: v for k, v in options.items() if k != KEPT}
+
+
+@functools.cache
+def _aten_isa():
+    """Inductor's description of the vector ISA ATen runs on (AVX2 or AVX512), taken as working
+    without a probe: no AVX512-BF16 flag (the steps are float32/float64). Its class is defined
+    here and named in this module, so it pickles like inductor's own; it compares unequal to
+    inductor's instance of the ISA (dataclass equality is per class), str() and hash agree."""
+    from torch._inductor import cpu_vec_isa
+    base = {"AVX512": cpu_vec_isa.VecAVX512, "AVX2": cpu_vec_isa.VecAVX2}[torch.backends.cpu.get_cpu_capability()]
+    cls = type(f"_Trusted{base.__name__}", (base,), {"__bool__": lambda self: True, "__module__": __name__})
+    globals()[cls.__name__] = cls
+    return cls()
+
+
+def _isa_patches() -> list:
+    """PT: inductor otherwise builds and dlopens a probe per candidate ISA in every new process,
+    vec_isa_ok or not, on CPUs with AVX512-VNNI, AMX or AVX512-BF16 (torch 2.13): 2.3 s of a cold
+    conf1 start."""
+    from torch._inductor import cpu_vec_isa
+    return [mock.patch.object(cpu_vec_isa, "valid_vec_isa_list", lambda: [_aten_isa()])]
+
+
+def _escaping(lines: list) -> set[str]:
+    """The buffers of a wrapper's lines that leave a subgraph (its outputs, and every buffer
+    whose storage one of them takes over, by reuse or as a view): these must be new each time."""
+    from torch._inductor.codegen.wrapper import EnterSubgraphLine, ReinterpretLine, ReuseLine
+    outputs, took = [], {}
+    for line in lines:
+        if isinstance(line, EnterSubgraphLine):
+            outputs += line.graph.get_output_names()
+        elif isinstance(line, (ReuseLine, ReinterpretLine)):
+            took.setdefault(line.reused_as.get_name(), []).append(line.node.get_name())
+    escaping: set[str] = set()
+    while outputs:
+        name = outputs.pop()
+        if name not in escaping:
+            escaping.add(name)
+            outputs += took.get(name, [])
+    return escaping
+
+
+@functools.cache
+def _kept_buffers_wrapper() -> type:
+    """Inductor's C++ wrapper for CPU, except that a buffer made inside a subgraph (a while_loop's
+    body or condition), of static shape, that does not leave it, is allocated once per thread
+    and referenced by each iteration instead of allocated and freed by it.
+    PT: inductor allocates every intermediate of a loop body anew per iteration, through ATen's
+    allocator (posix_memalign): conf1's 4-step body made 40 per iteration, 0.14 s of a 0.44 s epoch."""
+    from torch._inductor.codegen.cpp_wrapper_cpu import CppWrapperCpu
+    from torch._inductor.utils import IndentedBuffer
+
+    class KeptBuffersWrapper(CppWrapperCpu):
+        escaping: set[str] | None = None  # set by memory_plan_reuse; None: keep nothing
+
+        @staticmethod
+        def create(*args, **kwargs):
+            return KeptBuffersWrapper()
+
+        def memory_plan_reuse(self):
+            super().memory_plan_reuse()
+            self.escaping = _escaping(self.lines)
+
+        def _keepable(self, name, shape, stride, allocation_shape, is_pinned) -> bool:
+            return (len(self.codegened_graph_stack) > 1 and self.escaping is not None and name not in self.escaping
+                    and not is_pinned and (allocation_shape is None or list(allocation_shape) == list(shape))
+                    and self.is_statically_known_list_of_ints(shape)
+                    and self.is_statically_known_list_of_ints(stride))
+
+        def make_allocation(self, name, device, dtype, shape, stride, allocation_shape=None, is_pinned=False):
+            args = (name, device, dtype, shape, stride, allocation_shape, is_pinned)
+            if device.type != "cpu" or not self._keepable(name, shape, stride, allocation_shape, is_pinned):
+                return super().make_allocation(*args)
+            lines = IndentedBuffer()
+            with self._target_buf("wrapper_call", lines):
+                super().make_allocation(*args)
+            lines = [line.strip() for line in lines.getvalue().splitlines() if line.strip()]
+            allocate = [line for line in lines if "aoti_torch_empty_strided(" in line]
+            if len(allocate) != 1:
+                raise RuntimeError(f"unexpected allocation of {name} by inductor: {lines}")
+            for line in lines:  # the size and stride arrays (static constexpr)
+                if line != allocate[0] and line != f"AtenTensorHandle {name}_handle;":
+                    self.wrapper_call.writeline(line)
+            once = allocate[0].replace(f"&{name}_handle", "&h")
+            self.wrapper_call.writeline(f"static thread_local RAIIAtenTensorHandle {name}_kept = []() "
+                                        f"{{ AtenTensorHandle h; {once} return RAIIAtenTensorHandle(h); }}();")
+            self.wrapper_call.writeline(f"AtenTensorHandle {name}_handle;")
+            self.wrapper_call.writeline(
+                f"AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_assign_tensors_out({name}_kept, &{name}_handle));")
+            return f"RAIIAtenTensorHandle {name}({name}_handle);"
+
+    return KeptBuffersWrapper
+
+
+@functools.cache
+def _cache_key_pass():
+    """A pass that does nothing, registered for CPU so that inductor's caches (FX graph, AOT
+    autograd) key compiled code by this file: code from another wrapper is never reused."""
+    from torch._inductor.custom_graph_pass import CustomGraphModulePass
+
+    class WrapperKey(CustomGraphModulePass):
+        def __call__(self, gm: torch.fx.GraphModule) -> None:
+            pass
+
+        def uuid(self) -> str:
+            return "twinbench-kept-buffers-" + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return WrapperKey()
+
+
+def _wrapper_patches() -> list:
+    import dataclasses
+    from torch._inductor.codegen import common
+    common.init_backend_registration()
+    cpu = dataclasses.replace(common.device_codegens["cpu"], cpp_wrapper_codegen=_kept_buffers_wrapper())
+    return [mock.patch.dict(common.device_codegens, {"cpu": cpu}),
+            mock.patch.dict(common.custom_backend_passes, {"cpu": _cache_key_pass()})]
+
+
+_LOCK = threading.Lock()
+_ACTIVE: dict[str, list] = {}  # patch name -> [threads inside, its patchers]
+
+
+@contextlib.contextmanager
+def _shared(name: str, patches: Callable[[], list]) -> Iterator[None]:
+    """Process-wide while any thread is inside (counted, so overlapping threads cannot leave it installed)."""
+    with _LOCK:
+        users = _ACTIVE.setdefault(name, [0, []])
+        if not users[0]:
+            users[1] = patches()
+            for p in users[1]:
+                p.start()
+        users[0] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            users[0] -= 1
+            if not users[0]:
+                for p in reversed(users[1]):
+                    p.stop()
+
+
+@contextlib.contextmanager
+def patched(options: dict) -> Iterator[None]:
+    """While inside: with `cpp.vec_isa_ok` in options, inductor compiles (and loads) for ATen's
+    vector ISA (`_aten_isa`); with KEPT, CPU loop bodies keep their buffers (`_kept_buffers_wrapper`)."""
+    with contextlib.ExitStack() as stack:
+        if options.get("cpp.vec_isa_ok"):
+            stack.enter_context(_shared("isa", _isa_patches))
+        if options.get(KEPT):
+            stack.enter_context(_shared("kept", _wrapper_patches))
+        yield
