@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import re
 import threading
+import types
 from pathlib import Path
 from typing import Callable, Iterator
 from unittest import mock
@@ -72,11 +74,20 @@ def _kept_buffers_wrapper() -> type:
     and referenced by each iteration instead of allocated and freed by it.
     PT: inductor allocates every intermediate of a loop body anew per iteration, through ATen's
     allocator (posix_memalign): conf1's 4-step body made 40 per iteration, 0.14 s of a 0.44 s epoch."""
+    from torch._inductor import ir
     from torch._inductor.codegen.cpp_wrapper_cpu import CppWrapperCpu
     from torch._inductor.utils import IndentedBuffer
 
+    class _One:  # one input of a subgraph, for inductor's own prefix
+        def __init__(self, inner, value):
+            self.graph = types.SimpleNamespace(graph_inputs={inner: value})
+
     class KeptBuffersWrapper(CppWrapperCpu):
         escaping: set[str] | None = None  # set by memory_plan_reuse; None: keep nothing
+
+        def __init__(self):
+            super().__init__()
+            self.borrowed: set[str] = set()  # names bound by reference: never freed or moved here
 
         @staticmethod
         def create(*args, **kwargs):
@@ -85,6 +96,26 @@ def _kept_buffers_wrapper() -> type:
         def memory_plan_reuse(self):
             super().memory_plan_reuse()
             self.escaping = _escaping(self.lines)
+
+        def codegen_subgraph_prefix(self, subgraph, outer_inputs, outer_outputs):
+            """A subgraph's inputs that it does not return, when named, by reference (inductor:
+            a new handle per input and iteration)."""
+            outputs = set(subgraph.graph.get_output_names())
+            for (inner, value), outer in zip(subgraph.graph.graph_inputs.items(), outer_inputs):
+                if isinstance(value, ir.TensorBox) and inner not in outputs and re.fullmatch(r"\w+", outer):
+                    self.writeline(f"auto& {inner} = {outer};")
+                    self.borrowed.add(inner)
+                else:
+                    super().codegen_subgraph_prefix(_One(inner, value), [outer], outer_outputs)
+
+        def make_buffer_free(self, buffer):
+            return "" if buffer.get_name() in self.borrowed else super().make_buffer_free(buffer)
+
+        def codegen_exact_buffer_reuse(self, old_name, new_name, del_line):
+            if old_name not in self.borrowed:
+                return super().codegen_exact_buffer_reuse(old_name, new_name, del_line)
+            self.borrowed.add(new_name)
+            return f"auto& {new_name} = {old_name};  // reuse"
 
         def _keepable(self, name, shape, stride, allocation_shape, is_pinned) -> bool:
             return (len(self.codegened_graph_stack) > 1 and self.escaping is not None and name not in self.escaping
@@ -109,10 +140,8 @@ def _kept_buffers_wrapper() -> type:
             once = allocate[0].replace(f"&{name}_handle", "&h")
             self.wrapper_call.writeline(f"static thread_local RAIIAtenTensorHandle {name}_kept = []() "
                                         f"{{ AtenTensorHandle h; {once} return RAIIAtenTensorHandle(h); }}();")
-            self.wrapper_call.writeline(f"AtenTensorHandle {name}_handle;")
-            self.wrapper_call.writeline(
-                f"AOTI_TORCH_ERROR_CODE_CHECK(aoti_torch_assign_tensors_out({name}_kept, &{name}_handle));")
-            return f"RAIIAtenTensorHandle {name}({name}_handle);"
+            self.borrowed.add(name)
+            return f"auto& {name} = {name}_kept;"
 
     return KeptBuffersWrapper
 

@@ -24,8 +24,7 @@ from common.spec import Spec
 from torch_impl._inductor import KEPT, inductor_config, patched
 from torch_impl.optimizers import _step_scalars
 
-UNROLL = 4  # CPU: steps per while_loop iteration for batches under UNROLL_BELOW examples
-UNROLL_BELOW = 32  # larger batches: one step per iteration (the loop's overhead is small against a step)
+UNROLL = 1  # CPU: steps per while_loop iteration (see _unroll)
 # PT: inductor's caches (FX graphs, AOT autograd, compiled code) in the twinbench cache, so a new
 # process loads a compiled epoch instead of compiling it again (read when inductor first compiles)
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir() / "inductor"))
@@ -56,12 +55,13 @@ def _scalar_names(spec: Spec) -> list[str]:
     return list(_step_scalars(spec, torch.ones(())))
 
 
-def _unroll(spec: Spec, n_steps: int) -> int:
+def _unroll(n_steps: int) -> int:
     """Steps per iteration of the compiled loop, at most n_steps. Measured on the 2-core VM
-    (bench/README, "Start-up"): conf1 (batch 1) 0.44 s/epoch at 4 against 0.55 s at 1; conf5
-    (batch 64) 0.14 s at 4 against 0.15 s at 1, but compiled in 16.6 s against 7.2 s (with a
-    precompiled header); its cold first epoch is now 8.5-9.9 s."""
-    return max(1, min(n_steps, UNROLL if spec.training.batch_size < UNROLL_BELOW else 1))
+    with loop bodies keeping their buffers (bench/README, "Start-up"): conf1 (batch 1) at 1 step
+    0.30-0.31 s/epoch, cold first epoch 6.9-7.5 s; at 4 steps 0.27 s, 9.7 s (one step's weight
+    update fuses with the next one's forward pass). Unrolling paid while every step allocated
+    its buffers (0.44 s at 4 against 0.55 s at 1); now it buys 10% for 2.5 s of compiling."""
+    return max(1, min(n_steps, UNROLL))
 
 
 def _inductor_options() -> list[dict]:

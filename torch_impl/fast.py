@@ -230,7 +230,7 @@ def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Cal
     bs, device = spec.training.batch_size, model.device
     full, n_c = n_examples // bs, len(_scalar_names(spec))
     if full and device == "cpu":
-        cache, unroll = compile_cache_dir() / "torch-loops", _unroll(spec, full)
+        cache, unroll = compile_cache_dir() / "torch-loops", _unroll(full)
         looped = full - full % unroll
         steps = _step_module(model, spec, decompose=True, cache=cache, trace=_trace_step, unroll=unroll)
         k = min(looped, max(unroll, CHECK_STEPS // unroll * unroll))  # whole iterations; shaped like the real inputs
