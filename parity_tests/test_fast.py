@@ -117,8 +117,9 @@ def test_torch_fast_compile_falls_back_to_the_next_options(monkeypatch: pytest.M
 
 def test_torch_fast_loop_saved_is_loaded_by_a_new_process(monkeypatch: pytest.MonkeyPatch, tmp_path):
     """The compiled loop is saved in the compile cache with its traced step; building it again
-    (as a new process does: nothing in memory) loads both instead of tracing and compiling, and
-    the loaded loop still passes the self-check against the book's step."""
+    (as a new process does: nothing in memory) loads both instead of tracing and compiling (nor
+    installing what only a compile needs), and the loaded loop still passes the self-check
+    against the book's step."""
     import torch_impl.fast as fast
     monkeypatch.setenv("TWINBENCH_COMPILE_CACHE", str(tmp_path))
     spec = load_spec("conf5")
@@ -132,6 +133,9 @@ def test_torch_fast_loop_saved_is_loaded_by_a_new_process(monkeypatch: pytest.Mo
     monkeypatch.setattr(fast, "_LOOPS", {})
     monkeypatch.setattr(fast, "_trace_step", refuse)
     monkeypatch.setattr(fast.torch, "compile", refuse)
+    from torch_impl import _inductor
+    for compiling_only in ("_wrapper_patches", "_parallel_build_patches"):  # 0.7 s of imports
+        monkeypatch.setattr(_inductor, compiling_only, refuse)
     assert fast.compile_epoch(H.impl("torch").build_model(spec, seed=2), spec, 64 * 5).mode == "compiled"
 
 
@@ -168,17 +172,30 @@ codecache._HEADER_DIR = sys.argv[1]  # where inductor would put a precompiled he
 probes = []
 probe = cpu_vec_isa.valid_vec_isa_list  # inductor's ISA detection (builds and loads a probe per ISA)
 cpu_vec_isa.valid_vec_isa_list = lambda: probes.append("ran") or probe()
+import time
+from torch._inductor import cpp_builder
+build, builds = cpp_builder.CppBuilder.build, []
+def spy(self):  # when each g++ ran, and at which optimization levels
+    began = time.perf_counter()
+    build(self)
+    builds.append((began, time.perf_counter(), [f for f in self.get_command_line().split() if f in ("-O1", "-O2", "-O3")]))
+cpp_builder.CppBuilder.build = spy
 import frameworks, torch_impl.fast
 from common.config import load_spec
 spec = load_spec("conf1")
 run = torch_impl.fast.compile_epoch(frameworks.get("torch").book().build_model(spec, seed=1), spec, 12)
 print("mode", run.mode, "isa detections", len(probes))
+print("g++ levels", sorted({level for *_, levels in builds for level in levels}))
+units = sorted(builds)[:2]  # the translation units (the link comes after them)
+print("units overlap", len(builds) == 3 and units[1][0] < units[0][1])
+print("g++ builds", len(builds))
 """
 
 
 @pytest.fixture(scope="module")
-def cold_conf1(tmp_path_factory) -> tuple[str, Path]:
-    """A new process compiling conf1's loop with empty caches: (its output, its directory)."""
+def cold_conf1(tmp_path_factory) -> tuple[str, Path, str]:
+    """A new process compiling conf1's loop with empty caches, then another on the caches it
+    left: (the first's output, its directory, the second's output)."""
     import os
     import subprocess
     import sys
@@ -186,10 +203,13 @@ def cold_conf1(tmp_path_factory) -> tuple[str, Path]:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": root, "TWINBENCH_COMPILE_CACHE": str(where / "cache"),
            "TORCHINDUCTOR_CACHE_DIR": str(where / "cache" / "inductor")}
-    done = subprocess.run([sys.executable, "-c", _COLD, str(where / "headers")], env=env, capture_output=True,
-                          text=True, timeout=600, cwd=root)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout, where
+    outs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", _COLD, str(where / "headers")], env=env, capture_output=True,
+                              text=True, timeout=600, cwd=root)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outs.append(done.stdout)
+    return outs[0], where, outs[1]
 
 
 def test_torch_fast_cold_compile_builds_only_the_loop(cold_conf1):
@@ -200,7 +220,7 @@ def test_torch_fast_cold_compile_builds_only_the_loop(cold_conf1):
     import torch_impl.compiled as compiled
     if "cpp.vec_isa_ok" not in compiled._inductor_options()[0]:
         pytest.skip("ATen's vector ISA is not AVX2/AVX512, or TORCHINDUCTOR_VEC_ISA_OK is set")
-    out, where = cold_conf1
+    out, where, _ = cold_conf1
     assert "mode compiled isa detections 0" in out, out
     assert not (where / "headers").exists()  # created for any precompiled header
 
@@ -210,7 +230,7 @@ def test_torch_fast_loop_body_allocates_only_what_leaves_it(cold_conf1):
     the carried step counter; its intermediates (~10 per step) are allocated once per thread,
     and neither they nor the loop's inputs get a new tensor handle per iteration
     (torch_impl._inductor's wrapper; inductor's own allocates them all in every iteration)."""
-    out, where = cold_conf1
+    out, where, _ = cold_conf1
     assert "mode compiled" in out, out
     sources = [p.read_text() for p in (where / "cache" / "inductor").rglob("*.cpp") if "while (1)" in p.read_text()]
     assert len(sources) == 1, len(sources)
@@ -219,6 +239,21 @@ def test_torch_fast_loop_body_allocates_only_what_leaves_it(cold_conf1):
     assert len(fresh) == 2, fresh
     assert "aoti_torch_assign_tensors_out" not in loop  # inputs and kept buffers by reference, no new handles
     assert loop.count("_kept = ") >= 10, loop.count("_kept = ")
+
+
+def test_torch_fast_loop_is_built_in_two_units_at_once(cold_conf1):
+    """g++ builds the loop's wrapper (-O1) and kernels (-O2, not inductor's -O3, which takes
+    longer for the same speed) at the same time, then links them."""
+    out, _, _ = cold_conf1
+    assert "g++ levels ['-O1', '-O2']" in out, out
+    assert "units overlap True" in out, out
+
+
+def test_torch_fast_warm_process_builds_nothing(cold_conf1):
+    """A second process on the caches the first left loads the saved loop and its library: no
+    g++ at all (a library built with other flags than the loading process's would be built again)."""
+    _, _, warm = cold_conf1
+    assert "mode compiled isa detections 0" in warm and "g++ builds 0" in warm, warm
 
 
 def test_kept_buffers_exclude_what_leaves_a_subgraph():

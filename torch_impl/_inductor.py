@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import os
 import re
 import threading
 import types
@@ -19,12 +20,15 @@ from unittest import mock
 
 import torch
 
-KEPT = "twinbench.kept_buffers"  # ours, not inductor's: removed before inductor sees the options (`inductor_config`)
+# Our options, not inductor's: removed before inductor sees the options (`inductor_config`)
+KEPT = "twinbench.kept_buffers"  # loop bodies keep their buffers (`_kept_buffers_wrapper`)
+O2 = "twinbench.O2"  # g++ -O2 instead of inductor's -O3 (`_o2_patches`)
+PARALLEL = "twinbench.parallel_build"  # the translation units of a build compile at once (`_parallel_build_patches`)
 
 
 def inductor_config(options: dict) -> dict:
     """The options inductor is given: without our own keys."""
-    return {k: v for k, v in options.items() if k != KEPT}
+    return {k: v for k, v in options.items() if not k.startswith("twinbench.")}
 
 
 @functools.cache
@@ -46,6 +50,40 @@ def _isa_patches() -> list:
     conf1 start."""
     from torch._inductor import cpu_vec_isa
     return [mock.patch.object(cpu_vec_isa, "valid_vec_isa_list", lambda: [_aten_isa()])]
+
+
+def _o2_patches() -> list:
+    """PT: inductor compiles its C++ with -O3; -O2 builds conf5's loop 0.3 s faster (3.9 s of
+    g++) and runs it as fast: the kernels are explicit vector code (at::vec) either way."""
+    from torch._inductor import cpp_builder
+    optimization = cpp_builder._get_optimization_cflags
+
+    def o2(*args, **kwargs):
+        cflags, ldflags = optimization(*args, **kwargs)
+        return ["O2" if flag == "O3" else flag for flag in cflags], ldflags
+    return [mock.patch.object(cpp_builder, "_get_optimization_cflags", o2)]
+
+
+def _parallel_build_patches() -> list:
+    """PT: with `cpp_wrapper_build_separate`, inductor builds a loop as two translation units,
+    the wrapper (at -O1) and the kernels, then links them, one after the other (torch 2.13);
+    here the units compile at once, then the link (the last builder) runs. Each unit parses a
+    heavy header (the wrapper's 1.6 s, the kernels' 1.9 s of g++ on this machine)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from torch._inductor import codecache
+    from torch.utils._filelock import FileLock
+
+    def build(lock_path, builders):
+        with FileLock(lock_path, timeout=codecache.LOCK_TIMEOUT):
+            todo = [b for b in builders if not os.path.exists(b.get_target_file_path())]
+            if len(todo) > 2:
+                with ThreadPoolExecutor(len(todo) - 1) as pool:
+                    list(pool.map(lambda b: b.build(), todo[:-1]))
+                todo = todo[-1:]
+            for builder in todo:
+                builder.build()
+    return [mock.patch.object(codecache, "_worker_compile_cpp", build)]
 
 
 def _escaping(lines: list) -> set[str]:
@@ -195,12 +233,16 @@ def _shared(name: str, patches: Callable[[], list]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def patched(options: dict) -> Iterator[None]:
-    """While inside: with `cpp.vec_isa_ok` in options, inductor compiles (and loads) for ATen's
-    vector ISA (`_aten_isa`); with KEPT, CPU loop bodies keep their buffers (`_kept_buffers_wrapper`)."""
+def patched(options: dict, compiling: bool = True) -> Iterator[None]:
+    """While inside: with `cpp.vec_isa_ok` in options, inductor compiles for ATen's vector ISA
+    (`_aten_isa`); with O2, g++ runs with -O2 (both also when loading: the build command keys
+    the compiled library, so a saved loop loaded without them is built again); and when
+    `compiling` (their imports take 0.7 s, which a process loading a saved loop does without):
+    with KEPT, CPU loop bodies keep their buffers (`_kept_buffers_wrapper`); with PARALLEL, a
+    build's translation units compile at once."""
     with contextlib.ExitStack() as stack:
-        if options.get("cpp.vec_isa_ok"):
-            stack.enter_context(_shared("isa", _isa_patches))
-        if options.get(KEPT):
-            stack.enter_context(_shared("kept", _wrapper_patches))
+        for key, patches, always in (("cpp.vec_isa_ok", _isa_patches, True), (O2, _o2_patches, True),
+                                     (KEPT, _wrapper_patches, False), (PARALLEL, _parallel_build_patches, False)):
+            if options.get(key) and (compiling or always):
+                stack.enter_context(_shared(key, patches))
         yield

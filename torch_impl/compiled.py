@@ -21,7 +21,7 @@ from common.config import step_key
 from common.environment import compile_cache_dir, cpu_model
 from common.files import atomic_write
 from common.spec import Spec
-from torch_impl._inductor import KEPT, inductor_config, patched
+from torch_impl._inductor import KEPT, O2, PARALLEL, inductor_config, patched
 from torch_impl.optimizers import _step_scalars
 
 UNROLL = 1  # CPU: steps per while_loop iteration (see _unroll)
@@ -70,10 +70,11 @@ def _inductor_options() -> list[dict]:
     one per Python environment, in 4.8 s, outside its cache directory, to save 1.2 s per
     compile) and no line tables (0.3 s per compile). First with our adjustments of inductor
     (torch_impl._inductor): loop bodies keep their buffers, and the vector ISA that ATen itself
-    runs on is taken as working (`cpp.vec_isa_ok`); then, should that compile fail, without them."""
+    runs on is taken as working (`cpp.vec_isa_ok`), g++ at -O2 on the wrapper and the kernels
+    at once (`cpp_wrapper_build_separate`); then, should that compile fail, without them."""
     options = {"cpp_wrapper": True, "assert_indirect_indexing": False, "cpp_cache_precompile_headers": False,
                "aot_inductor.enable_line_tables": False}
-    ours = {KEPT: True}
+    ours = {KEPT: True, O2: True, PARALLEL: True, "cpp_wrapper_build_separate": True}
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") and "TORCHINDUCTOR_VEC_ISA_OK" not in os.environ:
         ours["cpp.vec_isa_ok"] = True  # else the user's choice stands, or the ISA is not one we describe
     return [{**options, **ours}, options]
@@ -164,13 +165,13 @@ def _saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, p
         from torch._guards import TracingContext, tracing
         # PT: loading its guards needs a tracing context, loading its C++ the options it was built with (2.13)
         config = torch._inductor.config.patch(inductor_config(options))
-        with path.open("rb") as f, tracing(TracingContext(None)), config:
+        with patched(options, compiling=False), path.open("rb") as f, tracing(TracingContext(None)), config:
             return torch.compiler.load_compiled_function(f)
 
     def compile_now():
         compiled = _compile(steps, options)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), patched(options):
                 saved = compiled.aot_compile((example, {}))
             saved.save_compiled_function(str(path))
             return saved
@@ -188,15 +189,15 @@ def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> C
     global state it was compiled under changed: grad mode, deterministic algorithms, ...); from
     then on the same loop through torch.compile, which recompiles for the new state."""
     def get():
-        with patched(options):
-            saved, fallback = attempt(), []
+        saved, fallback = attempt(), []
 
         def loop(*args):
             # PT: a saved loop (torch 2.13's AOTCompiledFunction) raises when its guards refuse;
             # torch.compile's recompiles instead
-            with patched(options):  # a first call may compile
-                if not fallback and hasattr(saved, "guard_check") and not saved.guard_check(*args):
-                    fallback.append(_compile(steps, options))
-                return (fallback[0] if fallback else saved)(*args)
+            if not fallback and hasattr(saved, "guard_check") and not saved.guard_check(*args):
+                fallback.append(_compile(steps, options))
+            run = fallback[0] if fallback else saved
+            with patched(options, compiling=not hasattr(run, "guard_check")):  # torch.compile's compiles when called
+                return run(*args)
         return loop
     return get
