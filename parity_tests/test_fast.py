@@ -96,8 +96,8 @@ def test_torch_fast_loop_is_compiled_on_cpu(preset: str):
 
 
 def test_torch_fast_compile_falls_back_to_the_next_options(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    """When inductor cannot compile with the first options (the trusted vector ISA), the loop
-    is compiled with the next ones (inductor's own ISA probe), not left uncompiled."""
+    """When inductor cannot compile with the first options (twinbench's adjustments), the loop
+    is compiled with the next ones (inductor's own), not left uncompiled, and says so."""
     import torch_impl.fast as fast
     monkeypatch.setenv("TWINBENCH_COMPILE_CACHE", str(tmp_path))  # nothing saved by an earlier run
     spec = load_spec("conf1")
@@ -111,7 +111,8 @@ def test_torch_fast_compile_falls_back_to_the_next_options(monkeypatch: pytest.M
     monkeypatch.setattr(fast, "_LOOPS", {})
     monkeypatch.setattr(fast.torch, "compile", compile_)
     model = H.impl("torch").build_model(spec, seed=1)
-    run = fast.compile_epoch(model, spec, 64 * 5)
+    with pytest.warns(RuntimeWarning, match="compiled with inductor's own options"):
+        run = fast.compile_epoch(model, spec, 64 * 5)
     assert run.mode == "compiled" and tried == attempts
 
 
@@ -122,9 +123,13 @@ def test_torch_fast_loop_saved_is_loaded_by_a_new_process(monkeypatch: pytest.Mo
     against the book's step."""
     import torch_impl.fast as fast
     monkeypatch.setenv("TWINBENCH_COMPILE_CACHE", str(tmp_path))
+    import warnings
     spec = load_spec("conf5")
     monkeypatch.setattr(fast, "_LOOPS", {})
-    assert fast.compile_epoch(H.impl("torch").build_model(spec, seed=1), spec, 64 * 5).mode == "compiled"
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert fast.compile_epoch(H.impl("torch").build_model(spec, seed=1), spec, 64 * 5).mode == "compiled"
+    assert not [w for w in said if "torch_impl.fast" in str(w.message)], [str(w.message) for w in said]
     saved = sorted(p.suffix for p in (tmp_path / "torch-loops").iterdir())
     assert saved == [".bin", ".py"], saved
 
@@ -178,7 +183,8 @@ build, builds = cpp_builder.CppBuilder.build, []
 def spy(self):  # when each g++ ran, and at which optimization levels
     began = time.perf_counter()
     build(self)
-    builds.append((began, time.perf_counter(), [f for f in self.get_command_line().split() if f in ("-O1", "-O2", "-O3")]))
+    levels = [f for f in self.get_command_line().split() if f in ("-O1", "-O2", "-O3")]
+    builds.append((began, time.perf_counter(), levels))
 cpp_builder.CppBuilder.build = spy
 import frameworks, torch_impl.fast
 from common.config import load_spec
@@ -199,6 +205,9 @@ def cold_conf1(tmp_path_factory) -> tuple[str, Path, str]:
     import os
     import subprocess
     import sys
+    import torch_impl.compiled as compiled
+    if "cpp.vec_isa_ok" not in compiled._inductor_options()[0]:
+        pytest.skip("ATen's vector ISA is not AVX2/AVX512, or TORCHINDUCTOR_VEC_ISA_OK is set: inductor probes")
     where = tmp_path_factory.mktemp("cold")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": root, "TWINBENCH_COMPILE_CACHE": str(where / "cache"),
@@ -215,11 +224,9 @@ def cold_conf1(tmp_path_factory) -> tuple[str, Path, str]:
 def test_torch_fast_cold_compile_builds_only_the_loop(cold_conf1):
     """A new process compiling with empty caches builds the loop and nothing else: inductor's
     ISA detection does not run (it builds and loads a probe per candidate ISA, seconds of a
-    cold start) and no precompiled header is made (141 MB, outside the cache directory). Skipped where ATen runs without
-    AVX2/AVX512 (then inductor's probes choose the ISA)."""
-    import torch_impl.compiled as compiled
-    if "cpp.vec_isa_ok" not in compiled._inductor_options()[0]:
-        pytest.skip("ATen's vector ISA is not AVX2/AVX512, or TORCHINDUCTOR_VEC_ISA_OK is set")
+    cold start) and no precompiled header is made (141 MB, outside the cache directory). The
+    tests on this fixture are skipped where ATen runs without AVX2/AVX512 (then inductor's
+    probes choose the ISA)."""
     out, where, _ = cold_conf1
     assert "mode compiled isa detections 0" in out, out
     assert not (where / "headers").exists()  # created for any precompiled header
@@ -257,32 +264,76 @@ def test_torch_fast_warm_process_builds_nothing(cold_conf1):
 
 
 def test_kept_buffers_exclude_what_leaves_a_subgraph():
-    """A buffer leaves a subgraph as one of its outputs, or by lending its storage to one (reused
-    or viewed, through any chain): only the others may be kept across iterations."""
-    from torch._inductor.codegen.wrapper import EnterSubgraphLine, ReinterpretLine, ReuseLine
+    """A buffer leaves a subgraph as one of its outputs, or by lending its storage to one (reused,
+    viewed, or aliased by an extern kernel, through any chain): only the others may be kept
+    across iterations. A subgraph holding control flow, or a buffer whose aliasing inductor
+    cannot say, keeps nothing."""
+    from torch._inductor.codegen.wrapper import EnterSubgraphLine, ExitSubgraphLine, ReinterpretLine, ReuseLine
 
     from torch_impl._inductor import _escaping
 
-    class Named:
-        def __init__(self, name):
-            self.name = name
+    class Buffer:
+        def __init__(self, name, aliases=()):
+            self.name, self.aliases = name, aliases
 
         def get_name(self):
             return self.name
 
+        def get_inputs_that_alias_output(self):
+            if self.aliases is None:
+                raise NotImplementedError
+            return self.aliases
+
     class Graph:
+        def __init__(self, buffers, outputs):
+            self.buffers, self.outputs = buffers, outputs
+
         def get_output_names(self):
-            return ["out"]
+            return self.outputs
 
     class Wrapper:
         computed_sizes: set = set()
 
         def push_computed_sizes(self, sizes):
             pass
-    b = {n: Named(n) for n in ("a", "b", "c", "d", "out")}
-    lines = [EnterSubgraphLine(Wrapper(), Graph()), ReuseLine(None, b["d"], b["c"]),
-             ReinterpretLine(None, b["a"], b["b"], None), ReuseLine(None, b["b"], b["out"])]
-    assert _escaping(lines) == {"out", "b", "a"}
+
+        def pop_computed_sizes(self):
+            return set()
+    b = {n: Buffer(n) for n in ("a", "b", "c", "d", "e", "out")}
+    b["v"] = Buffer("v", aliases=["e"])  # e.g. view_as_real(e): an extern kernel returning its input's storage
+    body = Graph(list(b.values()), ["out", "v"])
+    lines = [EnterSubgraphLine(Wrapper(), body), ReuseLine(None, b["d"], b["c"]),
+             ReinterpretLine(None, b["a"], b["b"], None), ReuseLine(None, b["b"], b["out"]),
+             ExitSubgraphLine(Wrapper())]
+    assert _escaping(lines) == {"out", "b", "a", "v", "e"}
+    unknown = Graph([Buffer("x"), Buffer("y", aliases=None)], [])
+    assert _escaping([EnterSubgraphLine(Wrapper(), unknown), ExitSubgraphLine(Wrapper())]) == {"x", "y"}
+    outer, inner = Graph([Buffer("p"), Buffer("q")], []), Graph([Buffer("r")], [])
+    nested = [EnterSubgraphLine(Wrapper(), outer), EnterSubgraphLine(Wrapper(), inner), ExitSubgraphLine(Wrapper()),
+              ExitSubgraphLine(Wrapper())]
+    assert {"p", "q"} <= _escaping(nested)
+
+
+def test_a_patch_of_inductor_that_fails_to_start_leaves_nothing_installed():
+    """torch_impl._inductor's process-wide patches: when one of a set fails to start, those
+    started are stopped and none is counted; a stopped item patch restores its key only."""
+    from torch_impl import _inductor
+    d = {"cpu": "theirs"}
+
+    class Failing:
+        def start(self):
+            raise RuntimeError("cannot patch")
+
+        def stop(self):
+            raise AssertionError("stopped without having started")
+    with pytest.raises(RuntimeError, match="cannot patch"):
+        with _inductor._shared("test", lambda: [_inductor._ItemPatch(d, "cpu", "ours"), Failing()]):
+            pass
+    assert d == {"cpu": "theirs"} and _inductor._ACTIVE["test"][0] == 0
+    with _inductor._shared("test", lambda: [_inductor._ItemPatch(d, "cpu", "ours")]):
+        d["cuda"] = "registered meanwhile"
+        assert d["cpu"] == "ours"
+    assert d == {"cpu": "theirs", "cuda": "registered meanwhile"}
 
 
 _THREADS = """

@@ -2,8 +2,10 @@
 counterpart, so this private module stands on one side of the mirror). Nothing here is
 arithmetic: what inductor compiles for, and where its C++ wrapper puts a loop's buffers.
 
-Both adjustments are patches of inductor's globals, installed only while a thread compiles,
-loads or calls a loop (`patched`), and keyed into inductor's caches.
+The adjustments are patches of inductor's globals, installed only while a thread compiles,
+loads or calls a loop (`patched`), and keyed into inductor's caches. They are process-wide
+while installed: another thread compiling at that moment gets them too (consistently: the
+wrapper and its cache key are installed and removed together).
 """
 from __future__ import annotations
 
@@ -88,15 +90,28 @@ def _parallel_build_patches() -> list:
 
 def _escaping(lines: list) -> set[str]:
     """The buffers of a wrapper's lines that leave a subgraph (its outputs, and every buffer
-    whose storage one of them takes over, by reuse or as a view): these must be new each time."""
-    from torch._inductor.codegen.wrapper import EnterSubgraphLine, ReinterpretLine, ReuseLine
-    outputs, took = [], {}
+    whose storage one of them takes over, by reuse, as a view, or as an extern kernel's alias
+    of its input, through any chain): these must be new each time. A subgraph with control
+    flow inside it, or a buffer whose aliasing inductor cannot say, keeps nothing."""
+    from torch._inductor.codegen.wrapper import EnterSubgraphLine, ExitSubgraphLine, ReinterpretLine, ReuseLine
+    outputs, took, escaping, open_graphs = [], {}, set(), []
     for line in lines:
         if isinstance(line, EnterSubgraphLine):
+            everything = [b.get_name() for g in open_graphs for b in g.buffers]  # nested control flow
+            escaping.update(everything)
+            open_graphs.append(line.graph)
             outputs += line.graph.get_output_names()
+            for buffer in line.graph.buffers:
+                try:
+                    took.setdefault(buffer.get_name(), []).extend(buffer.get_inputs_that_alias_output())
+                except NotImplementedError:
+                    escaping.update(b.get_name() for b in line.graph.buffers)
+        elif isinstance(line, ExitSubgraphLine):
+            open_graphs.pop()
         elif isinstance(line, (ReuseLine, ReinterpretLine)):
             took.setdefault(line.reused_as.get_name(), []).append(line.node.get_name())
-    escaping: set[str] = set()
+    outputs += escaping
+    escaping = set()
     while outputs:
         name = outputs.pop()
         if name not in escaping:
@@ -109,7 +124,8 @@ def _escaping(lines: list) -> set[str]:
 def _kept_buffers_wrapper() -> type:
     """Inductor's C++ wrapper for CPU, except that a buffer made inside a subgraph (a while_loop's
     body or condition), of static shape, that does not leave it, is allocated once per thread
-    and referenced by each iteration instead of allocated and freed by it.
+    and referenced by each iteration instead of allocated and freed by it. Kept buffers live until
+    their thread ends (a set per compiled loop and thread, the size of one step's intermediates).
     PT: inductor allocates every intermediate of a loop body anew per iteration, through ATen's
     allocator (posix_memalign): conf1's 4-step body made 40 per iteration, 0.14 s of a 0.44 s epoch."""
     from torch._inductor import ir
@@ -139,6 +155,7 @@ def _kept_buffers_wrapper() -> type:
             """A subgraph's inputs that it does not return, when named, by reference (inductor:
             a new handle per input and iteration)."""
             outputs = set(subgraph.graph.get_output_names())
+            assert len(subgraph.graph.graph_inputs) == len(outer_inputs)
             for (inner, value), outer in zip(subgraph.graph.graph_inputs.items(), outer_inputs):
                 if isinstance(value, ir.TensorBox) and inner not in outputs and re.fullmatch(r"\w+", outer):
                     self.writeline(f"auto& {inner} = {outer};")
@@ -204,8 +221,26 @@ def _wrapper_patches() -> list:
     from torch._inductor.codegen import common
     common.init_backend_registration()
     cpu = dataclasses.replace(common.device_codegens["cpu"], cpp_wrapper_codegen=_kept_buffers_wrapper())
-    return [mock.patch.dict(common.device_codegens, {"cpu": cpu}),
-            mock.patch.dict(common.custom_backend_passes, {"cpu": _cache_key_pass()})]
+    return [_ItemPatch(common.device_codegens, "cpu", cpu), _ItemPatch(common.custom_backend_passes, "cpu",
+                                                                      _cache_key_pass())]
+
+
+class _ItemPatch:
+    """d[key] = value until stopped, then d[key] as it was (the rest of d untouched)."""
+    _absent = object()
+
+    def __init__(self, d: dict, key, value):
+        self.d, self.key, self.value, self.saved = d, key, value, self._absent
+
+    def start(self):
+        self.saved = self.d.get(self.key, self._absent)
+        self.d[self.key] = self.value
+
+    def stop(self):
+        if self.saved is self._absent:
+            self.d.pop(self.key, None)
+        else:
+            self.d[self.key] = self.saved
 
 
 _LOCK = threading.Lock()
@@ -218,9 +253,16 @@ def _shared(name: str, patches: Callable[[], list]) -> Iterator[None]:
     with _LOCK:
         users = _ACTIVE.setdefault(name, [0, []])
         if not users[0]:
-            users[1] = patches()
-            for p in users[1]:
-                p.start()
+            started = []
+            try:
+                for p in patches():
+                    p.start()
+                    started.append(p)
+            except BaseException:
+                for p in reversed(started):  # none left installed, uncounted
+                    p.stop()
+                raise
+            users[1] = started
         users[0] += 1
     try:
         yield

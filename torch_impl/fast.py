@@ -237,7 +237,7 @@ def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Cal
         x, t, order = _check_data(spec, n_examples, k, device)
         example = inputs(looped, x, t, order, _mutables(model))
         failures = []
-        for options in _inductor_options():
+        for tried, options in enumerate(_inductor_options()):
             path = cache / f"loop_{_key(step_key(spec), n_examples, unroll, sorted(options.items()))}.bin"
             for attempt in _saved_or_compiled(steps, options, example, path):
                 try:  # C++ loop: no Python per step
@@ -251,6 +251,9 @@ def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Cal
                         problem = _disagreement(model, spec, candidate, (order[:k * bs].view(k, bs), x, t))
                     if problem:
                         raise RuntimeError(f"compiled loop disagrees with the book's step: {problem}")
+                    if tried:
+                        warnings.warn(f"torch_impl.fast: {spec.name} compiled with inductor's own options, slower "
+                                      f"(with twinbench's: {'; '.join(failures)})", RuntimeWarning, stacklevel=3)
                     return compiled, "compiled", looped
                 except Exception as e:  # noqa: BLE001  any spec the compiler cannot take still trains, uncompiled
                     failures.append(f"{type(e).__name__}: {e}")
