@@ -25,7 +25,7 @@ import torch
 # Our options, not inductor's: removed before inductor sees the options (`inductor_config`)
 KEPT = "twinbench.kept_buffers"  # loop bodies keep their buffers (`_kept_buffers_wrapper`)
 O2 = "twinbench.O2"  # g++ -O2 instead of inductor's -O3 (`_o2_patches`)
-PARALLEL = "twinbench.parallel_build"  # the translation units of a build compile at once (`_parallel_build_patches`)
+SEPARATE = "cpp_wrapper_build_separate"  # inductor's: a build in two units, which we compile at once
 
 
 def inductor_config(options: dict) -> dict:
@@ -94,29 +94,27 @@ def _escaping(lines: list) -> set[str]:
     of its input, through any chain): these must be new each time. A subgraph with control
     flow inside it, or a buffer whose aliasing inductor cannot say, keeps nothing."""
     from torch._inductor.codegen.wrapper import EnterSubgraphLine, ExitSubgraphLine, ReinterpretLine, ReuseLine
-    outputs, took, escaping, open_graphs = [], {}, set(), []
+    leaving, took, open_graphs = [], {}, []  # leaving: outputs and the buffers kept whole
     for line in lines:
         if isinstance(line, EnterSubgraphLine):
-            everything = [b.get_name() for g in open_graphs for b in g.buffers]  # nested control flow
-            escaping.update(everything)
+            leaving += [b.get_name() for g in open_graphs for b in g.buffers]  # nested control flow
             open_graphs.append(line.graph)
-            outputs += line.graph.get_output_names()
+            leaving += line.graph.get_output_names()
             for buffer in line.graph.buffers:
                 try:
                     took.setdefault(buffer.get_name(), []).extend(buffer.get_inputs_that_alias_output())
                 except NotImplementedError:
-                    escaping.update(b.get_name() for b in line.graph.buffers)
+                    leaving += [b.get_name() for b in line.graph.buffers]
         elif isinstance(line, ExitSubgraphLine):
             open_graphs.pop()
         elif isinstance(line, (ReuseLine, ReinterpretLine)):
             took.setdefault(line.reused_as.get_name(), []).append(line.node.get_name())
-    outputs += escaping
-    escaping = set()
-    while outputs:
-        name = outputs.pop()
+    escaping: set[str] = set()
+    while leaving:
+        name = leaving.pop()
         if name not in escaping:
             escaping.add(name)
-            outputs += took.get(name, [])
+            leaving += took.get(name, [])
     return escaping
 
 
@@ -280,11 +278,11 @@ def patched(options: dict, compiling: bool = True) -> Iterator[None]:
     (`_aten_isa`); with O2, g++ runs with -O2 (both also when loading: the build command keys
     the compiled library, so a saved loop loaded without them is built again); and when
     `compiling` (their imports take 0.7 s, which a process loading a saved loop does without):
-    with KEPT, CPU loop bodies keep their buffers (`_kept_buffers_wrapper`); with PARALLEL, a
-    build's translation units compile at once."""
+    with KEPT, CPU loop bodies keep their buffers (`_kept_buffers_wrapper`); with SEPARATE, a
+    build's two translation units compile at once."""
     with contextlib.ExitStack() as stack:
         for key, patches, always in (("cpp.vec_isa_ok", _isa_patches, True), (O2, _o2_patches, True),
-                                     (KEPT, _wrapper_patches, False), (PARALLEL, _parallel_build_patches, False)):
+                                     (KEPT, _wrapper_patches, False), (SEPARATE, _parallel_build_patches, False)):
             if options.get(key) and (compiling or always):
                 stack.enter_context(_shared(key, patches))
         yield

@@ -21,7 +21,7 @@ from common.config import step_key
 from common.environment import compile_cache_dir, cpu_model
 from common.files import atomic_write
 from common.spec import Spec
-from torch_impl._inductor import KEPT, O2, PARALLEL, inductor_config, patched
+from torch_impl._inductor import KEPT, O2, SEPARATE, inductor_config, patched
 from torch_impl.optimizers import _step_scalars
 
 UNROLL = 1  # CPU: steps per while_loop iteration (see _unroll)
@@ -74,7 +74,7 @@ def _inductor_options() -> list[dict]:
     at once (`cpp_wrapper_build_separate`); then, should that compile fail, without them."""
     options = {"cpp_wrapper": True, "assert_indirect_indexing": False, "cpp_cache_precompile_headers": False,
                "aot_inductor.enable_line_tables": False}
-    ours = {KEPT: True, O2: True, PARALLEL: True, "cpp_wrapper_build_separate": True}
+    ours = {KEPT: True, O2: True, SEPARATE: True}
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") and "TORCHINDUCTOR_VEC_ISA_OK" not in os.environ:
         ours["cpp.vec_isa_ok"] = True  # else the user's choice stands, or the ISA is not one we describe
     return [{**options, **ours}, options]
