@@ -24,7 +24,6 @@ from common.spec import Spec
 from torch_impl._inductor import KEPT, O2, SEPARATE, inductor_config, patched
 from torch_impl.optimizers import _step_scalars
 
-UNROLL = 1  # CPU: steps per while_loop iteration (see _unroll)
 # PT: inductor's caches (FX graphs, AOT autograd, compiled code) in the twinbench cache, so a new
 # process loads a compiled epoch instead of compiling it again (read when inductor first compiles)
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir() / "inductor"))
@@ -55,15 +54,6 @@ def _scalar_names(spec: Spec) -> list[str]:
     return list(_step_scalars(spec, torch.ones(())))
 
 
-def _unroll(n_steps: int) -> int:
-    """Steps per iteration of the compiled loop, at most n_steps. Measured on the 2-core VM
-    with loop bodies keeping their buffers (bench/README, "Start-up"): conf1 (batch 1) at 1 step
-    0.30-0.31 s/epoch, cold first epoch 6.9-7.5 s; at 4 steps 0.27 s, 9.7 s (one step's weight
-    update fuses with the next one's forward pass). Unrolling paid while every step allocated
-    its buffers (0.44 s at 4 against 0.55 s at 1); now it buys 10% for 2.5 s of compiling."""
-    return max(1, min(n_steps, UNROLL))
-
-
 def _inductor_options() -> list[dict]:
     """Inductor's options, to try in order: C++ wrapper; the batch rows come from a permutation
     made here, so no per-element bounds checks; no precompiled header (inductor builds a 141 MB
@@ -81,7 +71,7 @@ def _inductor_options() -> list[dict]:
 
 
 # The loop around the traced step, written once. These functions run with the globals of a step
-# module (`_step_module`: STEP, the traced step, and BS, UNROLL, N_C), so that a compiled loop
+# module (`_step_module`: STEP, the traced step, and BS, N_C), so that a compiled loop
 # saved to disk names only things a new process can import.
 
 
@@ -103,16 +93,18 @@ def _loop_eager(n_steps, order2d, x, t, loss_sum, correct, *state):
 
 
 def _loop_compiled(n_steps, order2d, x, t, loss_sum, correct, *state):
-    """n_steps // UNROLL * UNROLL steps (the caller runs the rest)."""
+    """One step per iteration. Measured on the 2-core VM (bench/README, "Start-up"), with loop
+    bodies keeping their buffers: conf1 0.30-0.31 s/epoch, cold first epoch 6.9-7.5 s; 4 steps
+    unrolled per iteration ran 0.27 s (one step's update fused with the next one's forward
+    pass) but started in 9.7 s. Unrolling paid while every step allocated its buffers."""
     from torch._higher_order_ops.while_loop import while_loop
 
     def body(i):
-        for k in range(UNROLL):  # noqa: F821  unrolled: one loop test and one set of buffers per UNROLL steps
-            _one_step(i + k, order2d, x, t, loss_sum, correct, state)
-        return (i + UNROLL,)  # noqa: F821
+        _one_step(i, order2d, x, t, loss_sum, correct, state)
+        return (i + 1,)
 
     i = torch.zeros((), dtype=torch.int64, device=x.device)
-    return while_loop(lambda i: i + UNROLL <= n_steps, body, (i,))  # noqa: F821  returned, or it is dead code
+    return while_loop(lambda i: i < n_steps, body, (i,))  # returned, or it is dead code
 
 
 @functools.cache
@@ -130,15 +122,15 @@ def _key(*parts) -> str:
 
 
 def _step_module(model: torch.nn.Module, spec: Spec, decompose: bool, cache: Path | None,
-                 trace: Callable, unroll: int = 1) -> types.ModuleType:
+                 trace: Callable) -> types.ModuleType:
     """A module holding the step traced by `trace(model, spec, decompose)` as STEP (its source
     kept in `cache`, if given, and read from there by a later process instead of tracing again)
-    and the loop functions above, unrolling `unroll` steps."""
+    and the loop functions above."""
     bs, n_c = spec.training.batch_size, len(_scalar_names(spec))
-    name = f"twinbench_step_{_key(step_key(spec), decompose, unroll)}"
+    name = f"twinbench_step_{_key(step_key(spec), decompose)}"
     path = cache / f"{name}.py" if cache else None
     header = (f'"""The training step of one spec, traced by torch_impl.fast (make_fx)."""\n'
-              f"import torch\nfrom torch import device, inf, nan\n\nBS, UNROLL, N_C = {bs}, {unroll}, {n_c}\n")
+              f"import torch\nfrom torch import device, inf, nan\n\nBS, N_C = {bs}, {n_c}\n")
     module = types.ModuleType(name)
     try:
         exec(compile(path.read_text(), str(path), "exec"), module.__dict__)  # saved by an earlier process

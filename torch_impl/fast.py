@@ -25,7 +25,7 @@ from common.history import check_epoch
 from common.spec import Spec
 from common.tolerances import tol
 from torch_impl.compiled import (_fresh, _inductor_options, _key, _one_thread, _saved_or_compiled, _scalar_names,
-                                 _step_module, _unroll)
+                                 _step_module)
 from torch_impl.losses import SpecLoss, one_hot
 from torch_impl.model import get_weights, set_weights
 from torch_impl.optimizers import _step_scalars, get_optimizer_state, set_optimizer_state, update
@@ -33,8 +33,8 @@ from torch_impl.training import _step, as_inputs, evaluate
 
 aten = torch.ops.aten
 GRAPH_STEPS = 64    # CUDA: steps captured per CUDA graph launch
-CHECK_STEPS = 8  # the self-check's steps (CPU: rounded down to whole iterations of the unrolled loop)
-_LOOPS: dict[tuple, tuple] = {}  # (step_key(spec), n) -> (CPU loop, mode, steps looped), shared by a spec's models
+CHECK_STEPS = 8  # the self-check's steps
+_LOOPS: dict[tuple, tuple] = {}  # (step_key(spec), n) -> (CPU loop, mode), shared by the models of a spec
 
 # --- section: compile_epoch ---
 
@@ -181,13 +181,13 @@ def compile_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callab
     x: (n, 28, 28) or (n, 784) inputs, t: one-hot targets, order: int64 permutation, all
     on the model's device. The full batches run in a compiled loop (CPU: a `torch.compile`d
     `while_loop` with the C++ wrapper, compiled here; CUDA: CUDA graphs of GRAPH_STEPS steps,
-    captured on the first call); the last, smaller batch, and on CPU the full batches that do
-    not fill the loop's last unrolled iteration, run the book's own `_step`. The
+    captured on the first call); the last, smaller batch runs the book's own `_step`. The
     returned function's `.mode` says which loop runs: 'compiled', 'cuda_graph', 'eager' (the
     fall-back when compiling fails: the same traced step, looped from Python) or 'none' (no
     full batch).
     """
     bs, device = spec.training.batch_size, model.device
+    full, tail = divmod(n_examples, bs)
 
     def inputs(n_steps, x, t, order, mut):
         # PT: shape (1,), not (): torch.compile drops in-place updates of a 0-d float64 CPU input (2.13)
@@ -198,24 +198,24 @@ def compile_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callab
 
     key = (step_key(spec), n_examples)  # PT: another seed or spec name needs no new compile
     if device == "cpu" and key in _LOOPS:  # built before for this step: reuse it
-        loop, mode, looped = _LOOPS[key]
+        loop, mode = _LOOPS[key]
     else:
-        loop, mode, looped = _build_loop(model, spec, n_examples, inputs)
+        loop, mode = _build_loop(model, spec, n_examples, inputs)
         if device == "cpu":
-            _LOOPS[key] = loop, mode, looped
+            _LOOPS[key] = loop, mode
 
     def run(x: torch.Tensor, t: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         model.train()
-        args = inputs(looped, x, t, order, _mutables(model))
+        args = inputs(full, x, t, order, _mutables(model))
         loss_sum, correct = args[4], args[5]
-        with _one_thread(device):  # the rest too: a 2-thread op between loops leaves OpenMP threads spinning
+        with _one_thread(device):  # the tail too: a 2-thread op between loops leaves OpenMP threads spinning
             with torch.no_grad():  # PT: while_loop may mutate its inputs only without autograd
                 loop(*args)
-            for start in range(looped * bs, n_examples, bs):  # the batches the loop left: the book's own step
-                rows = order[start:start + bs]
+            if tail:  # the last, smaller batch: the book's own step
+                rows = order[full * bs:]
                 xb, tb = x.reshape(n_examples, -1)[rows], t[rows]
                 loss, z = _step(model, spec, xb, tb)
-                loss_sum.add_(loss.detach().to(torch.float64) * len(rows))
+                loss_sum.add_(loss.detach().to(torch.float64) * tail)
                 correct.add_((z.argmax(-1) == tb.argmax(-1)).sum())
         return loss_sum.reshape(()), correct.reshape(())
 
@@ -224,28 +224,26 @@ def compile_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callab
 
 
 def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Callable):
-    """(loop, mode, looped): loop(looped, order2d, x, t, loss_sum, correct, *mutables, *tables)
-    runs the first `looped` full batches of an epoch in place (tables: `_scalar_tables`); mode
-    as compile_epoch's `.mode`."""
+    """(loop, mode): loop(n_steps, order2d, x, t, loss_sum, correct, *mutables, *tables) runs
+    the full batches of an epoch in place (tables: `_scalar_tables`); mode as compile_epoch's `.mode`."""
     bs, device = spec.training.batch_size, model.device
     full, n_c = n_examples // bs, len(_scalar_names(spec))
     if full and device == "cpu":
-        cache, unroll = compile_cache_dir() / "torch-loops", _unroll(full)
-        looped = full - full % unroll
-        steps = _step_module(model, spec, decompose=True, cache=cache, trace=_trace_step, unroll=unroll)
-        k = min(looped, max(unroll, CHECK_STEPS // unroll * unroll))  # whole iterations; shaped like the real inputs
+        cache = compile_cache_dir() / "torch-loops"
+        steps = _step_module(model, spec, decompose=True, cache=cache, trace=_trace_step)
+        k = min(full, CHECK_STEPS)  # compiled on inputs shaped like the real ones, then checked
         x, t, order = _check_data(spec, n_examples, k, device)
-        example = inputs(looped, x, t, order, _mutables(model))
+        example = inputs(full, x, t, order, _mutables(model))
         failures = []
         for tried, options in enumerate(_inductor_options()):
-            path = cache / f"loop_{_key(step_key(spec), n_examples, unroll, sorted(options.items()))}.bin"
+            path = cache / f"loop_{_key(step_key(spec), n_examples, sorted(options.items()))}.bin"
             for attempt in _saved_or_compiled(steps, options, example, path):
                 try:  # C++ loop: no Python per step
                     with _one_thread(device):  # PT: a saved loop's guards hold the thread count it runs with
                         compiled = attempt()
 
                     def candidate(twin, loss_sum, correct):
-                        args = inputs(looped, x, t, order, _mutables(twin))
+                        args = inputs(full, x, t, order, _mutables(twin))
                         compiled(torch.tensor(k), *args[1:4], loss_sum, correct, *args[6:])
                     with _one_thread(device):
                         problem = _disagreement(model, spec, candidate, (order[:k * bs].view(k, bs), x, t))
@@ -254,16 +252,16 @@ def _build_loop(model: torch.nn.Module, spec: Spec, n_examples: int, inputs: Cal
                     if tried:
                         warnings.warn(f"torch_impl.fast: {spec.name} compiled with inductor's own options, slower "
                                       f"(with twinbench's: {'; '.join(failures)})", RuntimeWarning, stacklevel=3)
-                    return compiled, "compiled", looped
+                    return compiled, "compiled"
                 except Exception as e:  # noqa: BLE001  any spec the compiler cannot take still trains, uncompiled
                     failures.append(f"{type(e).__name__}: {e}")
         warnings.warn(f"torch_impl.fast: compiling {spec.name} failed ({'; '.join(failures)}); "
                       "looping the traced step uncompiled", RuntimeWarning, stacklevel=3)
-        return steps._loop_eager, "eager", full
+        return steps._loop_eager, "eager"
     steps = _step_module(model, spec, decompose=False, cache=None, trace=_trace_step)
     if full and device == "cuda":
-        return _cuda_graph_loop(model, spec, steps._one_step, steps._loop_eager, full, n_c), "cuda_graph", full
-    return steps._loop_eager, "eager" if full else "none", full
+        return _cuda_graph_loop(model, spec, steps._one_step, steps._loop_eager, full, n_c), "cuda_graph"
+    return steps._loop_eager, "eager" if full else "none"
 
 
 def _capture(fn: Callable) -> torch.cuda.CUDAGraph:
