@@ -51,6 +51,9 @@ def run_study(out: str | Path, records: dict[str, dict], spec: Spec, data: tuple
         study = {**key, "runs": {}}
     study["frameworks"] = {}
     for fw in frameworks.NAMES:
+        if frameworks.get(fw).missing():
+            study["frameworks"][fw] = {"reason": f"skipped: {frameworks.get(fw).missing()}"}
+            continue
         row = fastest_gated(records, fw, spec.name)
         if row is None:
             study["frameworks"][fw] = {"reason": f"no measured {spec.name} row of {fw} passed the parity gate"}

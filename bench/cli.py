@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             (Path(settings.out) / "accuracy.json").unlink(missing_ok=True)
     print(f"twinbench bench: {len(rows)} rows, {'quick' if settings.quick else 'full'}, "
           f"{settings.rounds} timed round(s) each, results in {settings.out}", flush=True)
+    import frameworks
+    for line in frameworks.skipped():  # their rows are recorded as skipped, with the reason
+        print(f"twinbench bench: {line}", flush=True)
     start = time.perf_counter()
     try:
         code = run_pytest(settings, args.pytest_args)

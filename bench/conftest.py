@@ -17,13 +17,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def settings() -> Settings:
     s = Settings.from_env()
     import frameworks
-    frameworks.load_fast()  # before any row starts a framework's runtime
+    for message in frameworks.configure():  # before any row starts a framework's runtime
+        print(f"twinbench bench: {message}", flush=True)
     if s.threads:  # only when asked: by default the frameworks use the machine as they choose
-        import numba
-
-        for fw in frameworks.all():
-            fw.set_threads(s.threads)  # a refusal (runtime already started) leaves the recorded value
-        numba.set_num_threads(min(s.threads, numba.config.NUMBA_NUM_THREADS))
+        for name in frameworks.available():
+            frameworks.get(name).set_threads(s.threads)  # a refusal (runtime started) leaves the recorded value
     return s
 
 

@@ -32,6 +32,10 @@ class Unavailable(Exception):
     """The row cannot run here (no GPU, no fast module); its message is the one-line reason."""
 
 
+class Skipped(Unavailable):
+    """The row is not for this machine (its framework is not installed, it sees no GPU)."""
+
+
 class GateFailed(Exception):
     """The row's weights left float32 tolerance of the reference in the parity gate."""
 
@@ -76,10 +80,9 @@ def parity_gate(api, spec: Spec, device: str, data: tuple, steps: int) -> dict:
 
 
 def threads() -> dict:
-    """Thread settings in force (0 for TF means 'its default: all cores')."""
-    import numba
-    out = {f"{fw.name}_{k}": v for fw in frameworks.all() for k, v in fw.threads().items()}
-    return {**out, "numba": numba.get_num_threads(), "cpu_count": os.cpu_count(),
+    """Thread settings in force (0 for TF means 'its default: all cores'), of the frameworks installed."""
+    out = {f"{name}_{k}": v for name in frameworks.available() for k, v in frameworks.get(name).threads().items()}
+    return {**out, "cpu_count": os.cpu_count(),
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
 
 
@@ -130,9 +133,9 @@ def timed_epochs(epochs: Epochs, x: np.ndarray, y: np.ndarray, seed: int, rounds
 def measure_framework(row: Row, settings: Settings, spec: Spec, data: tuple, benchmark) -> dict:
     """Gate, then time one framework row; returns the row's measurements."""
     fw = frameworks.get(row.framework)
-    reason = fw.device_unavailable(row.device)
+    reason = fw.missing() or fw.device_unavailable(row.device)
     if reason:
-        raise Unavailable(reason)
+        raise Skipped(reason)
     api = variant_api(row.framework, row.variant)
     gate = parity_gate(api, spec, row.device, data, settings.gate_steps)
     if not gate["ok"]:
@@ -149,7 +152,8 @@ def measure_framework(row: Row, settings: Settings, spec: Spec, data: tuple, ben
                     evaluate=lambda: api.evaluate(model, spec, x_test, y_test),
                     sync=lambda: fw.synchronize(row.device), rows=[])
     timed_epochs(epochs, x[:n], y[:n], spec.training.seed, settings.rounds, benchmark)
-    return {"module": api.module, "parity": gate, "examples": n, "epochs": epochs.rows}
+    return {"module": api.module, "tier": epochs.rows[0].get("tier"), "parity": gate, "examples": n,
+            "epochs": epochs.rows}
 
 
 def floor_gate(spec: Spec, data: tuple, steps: int) -> dict:

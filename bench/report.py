@@ -13,7 +13,8 @@ from bench.matrix import COLD_FIRST_EPOCH, WARM_OVER_STEADY, all_rows
 from bench.results import load_rows, table_rows
 from common.files import atomic_write, write_json, write_text
 
-HEADERS = {"row": "row", "median": "median s/epoch", "min": "min", "max": "max", "iqr": "IQR",
+HEADERS = {"row": "row", "tier": "tier", "median": "median s/epoch", "min": "min", "max": "max",
+           "iqr": "IQR",
            "time_to_first_epoch": "time to 1st epoch", "cold_start": "1st epoch, new process, cold",
            "warm_start": "1st epoch, new process, warm", "eval_seconds": "eval s", "test_accuracy": "test acc",
            "x_floor": "x floor", "target": "target s", "met": "met", "floor_target": "target x floor",

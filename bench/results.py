@@ -140,7 +140,8 @@ def table_rows(records: dict[str, dict], order: list[str]) -> list[dict]:
             x_floor = med / floor
         known, (cold, warm) = _known(rid), first_epochs(r)
         floor_target = known.floor_target if known else None
-        out.append({"row": rid, "status": r.get("status"), "median": med, "min": s.get("min"), "max": s.get("max"),
+        out.append({"row": rid, "tier": r.get("tier"), "status": r.get("status"), "median": med, "min": s.get("min"),
+                    "max": s.get("max"),
                     "iqr": s.get("iqr"), "time_to_first_epoch": s.get("time_to_first_epoch"),
                     "cold_start": cold, "warm_start": warm,
                     "eval_seconds": s.get("eval_seconds"), "test_accuracy": s.get("test_accuracy"),

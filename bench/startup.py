@@ -54,6 +54,8 @@ def one_process(framework: str, variant: str, preset: str) -> dict:
     from common import reference as ref
     from common.config import load_spec
     from common.data import datasets
+    import frameworks
+    frameworks.configure()  # as the twinbench command does when it starts
     spec = load_spec(preset)
     x, y, x_eval, y_eval = datasets(spec)
     start = ref.start_weights(spec, spec.training.seed)
@@ -66,7 +68,6 @@ def one_process(framework: str, variant: str, preset: str) -> dict:
         first = time.perf_counter() - t0
         steady = floor.train_epoch(x2, y, order)["seconds"]
     else:
-        import frameworks
         api = frameworks.get(framework).variant(variant)
         data = (x, y, x_eval[:1], y_eval[:1])
         t0 = time.perf_counter()

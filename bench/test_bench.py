@@ -54,8 +54,7 @@ def test_row(row: Row, settings: Settings, data_for, environment: dict, benchmar
             record["startup"] = startup.measure(row.framework, row.variant, row.preset)
         benchmark.extra_info.update(row=row.id, **record["summary"])
     except measure.Unavailable as exc:
-        status = "skipped" if row.device == "cuda" and "GPU" in str(exc) else "unavailable"
-        record.update(status=status, reason=str(exc))
+        record.update(status="skipped" if isinstance(exc, measure.Skipped) else "unavailable", reason=str(exc))
     except measure.GateFailed as exc:
         record.update(status="gate_failed", reason=str(exc))
     except Diverged as exc:  # in the gate or a timed epoch: a non-finite loss

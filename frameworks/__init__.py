@@ -12,7 +12,7 @@ imports neither TensorFlow nor PyTorch.
 """
 from __future__ import annotations
 
-from frameworks.base import VARIANTS, Framework
+from frameworks.base import VARIANTS, Framework, FrameworkMissing
 from frameworks.tf_framework import TensorFlow
 from frameworks.torch_framework import PyTorch
 
@@ -33,21 +33,33 @@ def all() -> list[Framework]:  # noqa: A001 - the registry's natural name
     return list(REGISTRY.values())
 
 
+def available(names: tuple[str, ...] = NAMES) -> tuple[str, ...]:
+    """The named frameworks whose packages are installed here (none is imported)."""
+    return tuple(name for name in names if get(name).missing() is None)
+
+
+def skipped(names: tuple[str, ...] = NAMES) -> list[str]:
+    """One line per named framework that is not installed here, naming the missing package."""
+    return [f"{name}: skipped ({reason})" for name in names if (reason := get(name).missing())]
+
+
 def describe(names: tuple[str, ...] = NAMES) -> dict:
     """The machine (common.environment.describe) plus each named framework's versions,
-    devices and thread settings: the record every measured number is stored with."""
+    devices and thread settings: the record every measured number is stored with (for a
+    framework not installed here, what is missing)."""
     from common.environment import describe as machine
     env = machine()
     for name in names:
-        env[name] = get(name).versions()
+        reason = get(name).missing()
+        env[name] = {"missing": reason} if reason else get(name).versions()
     return env
 
 
-def load_fast(names: tuple[str, ...] = NAMES) -> None:
-    """Import each named framework's fast variant now, before any framework's runtime starts:
-    what a fast variant sets at import (TF's intra-op threads, tf_impl.compiled) is read then."""
-    for name in names:
-        get(name).fast()
+def configure(names: tuple[str, ...] = NAMES) -> list[str]:
+    """Each named framework's `configure()` (threads, compile caches, log levels), once a
+    process, before any framework's runtime starts; the messages of settings not applied."""
+    return [m for name in names for m in get(name).configure()]
 
 
-__all__ = ["Framework", "REGISTRY", "NAMES", "VARIANTS", "get", "all", "describe", "load_fast"]
+__all__ = ["Framework", "FrameworkMissing", "REGISTRY", "NAMES", "VARIANTS", "get", "all", "available", "skipped", "describe",
+           "configure"]

@@ -8,6 +8,10 @@ import numpy as np
 from common.spec import Spec
 
 VARIANTS = ("book", "fast")
+
+
+class FrameworkMissing(RuntimeError):
+    """A framework asked for is not installed here; the message names the package."""
 API = ("build_model", "get_weights", "set_weights", "loss_and_gradients", "train_step", "evaluate", "fit",
        "get_optimizer_state", "set_optimizer_state")
 
@@ -19,11 +23,26 @@ class Framework:
     name: str = ""         # "tf" | "torch": the CLI's and the result files' word for it
     title: str = ""        # for people: column titles, table headers
     package: str = ""      # the implementation package, e.g. "tf_impl"
+    requires: tuple[str, ...] = ()  # the packages it needs installed, e.g. ("tensorflow", "keras")
 
     def __repr__(self) -> str:
         return f"<framework {self.name}: {self.package}>"
 
     # --- the implementation ---
+
+    def missing(self) -> str | None:
+        """One line naming a package this framework needs that cannot be imported here, or None
+        (without importing it: a machine with one framework runs that one's part)."""
+        import importlib.util
+        for package in self.requires:
+            try:
+                if importlib.util.find_spec(package) is None:
+                    return f"{package} is not installed"
+            except ModuleNotFoundError:
+                return f"{package} is not installed"
+            except (ImportError, ValueError) as exc:
+                return f"{package} cannot be imported ({exc})"
+        return None
 
     def book(self) -> ModuleType:
         """The implementation package (the book variant)."""
@@ -38,6 +57,9 @@ class Framework:
         (its `fit`), the book's for the rest."""
         if variant not in VARIANTS:
             raise ValueError(f"variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
+        reason = self.missing()
+        if reason:
+            raise FrameworkMissing(f"{self.name}: {reason}")
         book = self.book()
         module = book if variant == "book" else self.fast()
         return SimpleNamespace(module=module.__name__, variant=variant,
@@ -61,6 +83,14 @@ class Framework:
 
     # --- environment and numerics ---
 
+    def configure(self) -> list[str]:
+        """Apply twinbench's process settings for this framework (threads, compile caches, log
+        levels). Called once when a program starts (the CLI, the benchmark, each Dask worker,
+        the parity suite), before the framework's runtime does; importing changes nothing.
+        A setting already chosen by the user (an environment variable) stands. Returns the
+        settings that could not be applied, as messages."""
+        raise NotImplementedError
+
     def versions(self) -> dict:
         """Versions, devices and threads in force: recorded with every measurement."""
         raise NotImplementedError
@@ -79,6 +109,13 @@ class Framework:
 
     def numerics(self) -> dict:
         """The numeric settings in force, as the framework reports them."""
+        raise NotImplementedError
+
+    # the framework's own GPU defaults, which pin_numerics overrides (parity_tests/gpu_defaults.py)
+    GPU_DEFAULTS: dict[str, bool] = {}
+
+    def set_gpu_numerics(self, tf32: bool, deterministic: bool) -> None:
+        """TF32 matmuls and convolutions on or off; deterministic kernels (cuBLAS, cuDNN) on or off."""
         raise NotImplementedError
 
     # --- quirks the harnesses would otherwise branch on ---

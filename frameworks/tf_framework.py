@@ -11,6 +11,7 @@ from frameworks.base import Framework
 
 class TensorFlow(Framework):
     name, title, package = "tf", "TensorFlow / Keras 3", "tf_impl"
+    requires = ("tensorflow", "keras")
     OWN_DEFAULTS = {  # keras.optimizers / keras.layers defaults (docs/differences.md)
         "optimizer.name=adam": {"optimizer.epsilon": 1e-7, "optimizer.epsilon_convention": "keras"},
         "optimizer.name=rmsprop": {"optimizer.rho": 0.9, "optimizer.epsilon": 1e-7,
@@ -39,6 +40,30 @@ class TensorFlow(Framework):
             import tensorflow as tf
             sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
             sync() if sync else None
+
+    def configure(self) -> list[str]:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF: C++ INFO and WARNING lines (read at TF's import)
+        # TF: XLA splits a step's larger fused kernels across the intra-op pool; at batch 1 the hand-offs
+        # cost more than the work (conf1 about 2x slower on 2 cores). Read when TF's runtime starts.
+        # No persistent XLA cache: the epoch compiles in about a second, and TF 2.21 logs an error on
+        # every entry it loads (bench/README.md, "Start-up")
+        chosen = "TF_NUM_INTRAOP_THREADS" in os.environ
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+        return [] if chosen else self._threads_now()
+
+    def _threads_now(self) -> list[str]:
+        """TF: the thread pools are fixed when its runtime starts; if it started before configure,
+        ask now and say so when it is too late."""
+        import sys
+        if "tensorflow" not in sys.modules:
+            return []
+        import tensorflow as tf
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+        except RuntimeError:  # TF: the runtime already runs with its own pools
+            return ["TensorFlow's runtime started before twinbench configured it: its default intra-op threads "
+                    "stay (the fast path's XLA loop about 2x slower at batch 1); set TF_NUM_INTRAOP_THREADS=1"]
+        return []
 
     def versions(self) -> dict:
         import keras
@@ -78,10 +103,19 @@ class TensorFlow(Framework):
                 "tf intra/inter op threads": (t["intra_op_threads"], t["inter_op_threads"]),
                 "tf tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled()}
 
+    GPU_DEFAULTS = {"tf32": True, "deterministic": False}  # TF: TF32 on from Ampere on, unless disabled
+
+    def set_gpu_numerics(self, tf32: bool, deterministic: bool) -> None:
+        import tensorflow as tf
+        tf.config.experimental.enable_tensor_float_32_execution(tf32)
+        if deterministic:  # TF: once on, op determinism stays on for the process
+            tf.config.experimental.enable_op_determinism()
+
     def logits(self, model, spec: Spec, x: np.ndarray) -> np.ndarray:
         import tensorflow as tf
+        from tf_impl.model import device_name
         x = np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
-        with tf.device("/CPU:0"):
+        with tf.device(device_name(getattr(model, "device", "cpu"))):
             return np.asarray(model(x, training=False))
 
     def _layer(self, model, spec: Spec, name: str, u, y):

@@ -1,6 +1,8 @@
 """PyTorch in the registry."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from common.spec import Spec
@@ -9,6 +11,7 @@ from frameworks.base import Framework
 
 class PyTorch(Framework):
     name, title, package = "torch", "PyTorch", "torch_impl"
+    requires = ("torch",)
     OWN_DEFAULTS = {  # torch.optim / torch.nn defaults (docs/differences.md)
         "optimizer.name=adam": {"optimizer.epsilon": 1e-8, "optimizer.epsilon_convention": "paper"},
         "optimizer.name=rmsprop": {"optimizer.rho": 0.99, "optimizer.epsilon": 1e-8,
@@ -36,6 +39,13 @@ class PyTorch(Framework):
         if device == "cuda":
             import torch
             torch.cuda.synchronize()
+
+    def configure(self) -> list[str]:
+        from common.environment import compile_cache_dir
+        # PT: inductor's caches (FX graphs, AOT autograd, compiled code) in the twinbench cache, so a
+        # new process loads a compiled epoch instead of compiling it again (read when inductor compiles)
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir() / "inductor"))
+        return []
 
     def versions(self) -> dict:
         import torch
@@ -69,6 +79,17 @@ class PyTorch(Framework):
         return {"torch threads (intra/interop)": (torch.get_num_threads(), torch.get_num_interop_threads()),
                 "torch allow_tf32 (matmul/cudnn)": (torch.backends.cuda.matmul.allow_tf32,
                                                     torch.backends.cudnn.allow_tf32)}
+
+    GPU_DEFAULTS = {"tf32": False, "deterministic": False}  # PT: matmuls in full float32 unless asked
+
+    def set_gpu_numerics(self, tf32: bool, deterministic: bool) -> None:
+        import torch
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        # PT: cuBLAS needs a fixed workspace for deterministic results (read when its handle is made)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8") if deterministic else None
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        torch.backends.cudnn.deterministic = deterministic
 
     def logits(self, model, spec: Spec, x: np.ndarray) -> np.ndarray:
         import torch

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import frameworks
 
-PIN_ERRORS: list[str] = [e for fw in frameworks.all() for e in fw.pin_numerics()]  # before any TF import
+# before any TF import: twinbench's settings, then the parity runs' reproducible numerics
+PRESENT = [frameworks.get(name) for name in frameworks.available()]  # a machine may have one framework
+PIN_ERRORS: list[str] = frameworks.configure() + [e for fw in PRESENT for e in fw.pin_numerics()]
 
 from parity_tests import catalogue, harness  # noqa: E402
 
 
 def numerics() -> dict[str, object]:
     """The pinned settings as the libraries report them now."""
-    return {k: v for fw in frameworks.all() for k, v in fw.numerics().items()}
+    return {k: v for fw in PRESENT for k, v in fw.numerics().items()}
 
 
 def pytest_addoption(parser):
@@ -23,9 +25,10 @@ def pytest_addoption(parser):
 
 def pytest_report_header(config):
     import numpy as np
-    versions = ", ".join(f"{fw.name} {fw.versions()['version']}" for fw in frameworks.all())
+    versions = ", ".join(f"{fw.name} {fw.versions()['version']}" for fw in PRESENT)
     pinned = ", ".join(f"{k}={v}" for k, v in numerics().items())
-    lines = [f"twinbench parity: {versions}, numpy {np.__version__}", f"numerics pinned: {pinned}"]
+    lines = [f"twinbench parity: {versions}, numpy {np.__version__}", f"numerics pinned: {pinned}",
+             *frameworks.skipped()]
     return lines + [f"numerics NOT pinned: {e}" for e in PIN_ERRORS]
 
 

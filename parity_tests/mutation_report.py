@@ -4,6 +4,7 @@ and every survivor with the one-line reason it may survive (EXPLAINED) or flagge
 unexplained. Reads mutmut's own result files under mutants/.
 
     python -m parity_tests.mutation_report [--fraction 0.2 --seed 0] [--before DIR] [--no-run]
+    python -m parity_tests.mutation_report --files fast --fraction 0.1 --out docs/mutation-fast.md
 
 A whole run is about 2 hours on 2 cores (each mutant runs the parity tests that reach it);
 --fraction F tests the mutants whose number ends in one of 10*F seeded digits (the same
@@ -27,6 +28,16 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
           -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault",
           None: "not checked"}
 ALIVE = ("survived", "no tests")  # what counts as a survivor
+# --files: the files a run covers (each mutant of the fast paths compiles a loop: they have a run of their own)
+MAPPING = ("tf_impl/losses.py", "tf_impl/model.py", "tf_impl/optimizers.py", "tf_impl/training.py",
+           "torch_impl/losses.py", "torch_impl/model.py", "torch_impl/optimizers.py", "torch_impl/training.py")
+FAST = ("tf_impl/compiled.py", "tf_impl/fast.py", "torch_impl/compiled.py", "torch_impl/fast.py", "torch_impl/_step.py",
+        "torch_impl/_graphs.py", "torch_impl/_tuned/__init__.py", "torch_impl/_tuned/saved.py",
+        "torch_impl/_tuned/inductor.py")
+FILES = {"mapping": MAPPING, "fast": FAST}
+SCOPE = {"mapping": "the mapping code (model, losses, optimizers, training)",
+         "fast": "the fast paths (tf_impl and torch_impl fast.py and compiled.py, torch_impl/_step.py, "
+                 "_graphs.py and the tuned tier torch_impl/_tuned/)"}
 # survivor (mutant name, or the function's name prefix) -> why a test cannot or need not kill it
 EXPLAINED: dict[str, str] = {
     "tf_impl.model.xǁUnbiasedBatchNormalizationǁcall__mutmut_4":
@@ -84,9 +95,15 @@ def results(root: Path = ROOT) -> dict[str, dict[str, str]]:
     return out
 
 
-def only(res: dict[str, dict[str, str]], digits: list[str] | None) -> dict[str, dict[str, str]]:
-    """The sample's mutants of `res` (all when `digits` is None)."""
-    return {f: {m: st for m, st in ms.items() if digits is None or in_sample(m, digits)} for f, ms in res.items()}
+def only(res: dict[str, dict[str, str]], digits: list[str] | None, files: str = "mapping") -> dict[str, dict[str, str]]:
+    """The sample's mutants of `res` (all when `digits` is None) in the files of `files` (FILES)."""
+    return {f: {m: st for m, st in ms.items() if digits is None or in_sample(m, digits)} for f, ms in res.items()
+            if f in FILES[files]}
+
+
+def module_patterns(files: str) -> list[str]:
+    """mutmut's name patterns for the mutants of `files` (FILES)."""
+    return [f.removesuffix(".py").removesuffix("/__init__").replace("/", ".") + ".x*" for f in FILES[files]]
 
 
 def sample_digits(fraction: float, seed: int) -> list[str]:
@@ -102,10 +119,11 @@ def in_sample(name: str, digits: list[str]) -> bool:
     return name[-1] in digits
 
 
-def run_mutmut(digits: list[str] | None, max_children: int) -> None:
-    """mutmut itself: every mutant (digits None), or the sample's, as name patterns."""
+def run_mutmut(digits: list[str] | None, max_children: int, files: str = "mapping") -> None:
+    """mutmut itself: every mutant (digits None), or the sample's, as name patterns, of `files`."""
     cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
-    subprocess.run([*cmd, *(f"*__mutmut_*{d}" for d in digits or [])], cwd=ROOT, check=True)
+    names = [f"{m}__mutmut_*{d}" for m in module_patterns(files) for d in digits or [""]]
+    subprocess.run([*cmd, *names], cwd=ROOT, check=True)
 
 
 def reason(name: str) -> str | None:
@@ -123,7 +141,7 @@ def compare(after: dict[str, dict[str, str]], before: dict[str, dict[str, str]])
 
 
 def render(res: dict[str, dict[str, str]], before: tuple[int, int, int] | None, command: str, generated: int,
-           sample: str = "") -> str:
+           sample: str = "", files: str = "mapping") -> str:
     rows, total = [], Counter()
     for file, mutants in res.items():
         c = Counter(mutants.values())
@@ -136,10 +154,9 @@ def render(res: dict[str, dict[str, str]], before: tuple[int, int, int] | None, 
     tried = sum(total.values())
     scope = ("every mutant" if tried == generated else
              f"a seeded sample of {tried} of the {generated} mutants (those whose number ends in {sample})")
-    lines = ["# Mutation testing of the mapping code", "",
-             f"mutmut over `tf_impl/` and `torch_impl/` (model, losses, optimizers, training, and the TF fast "
-             f"path), {scope}, killed by the parity tests named in `pyproject.toml` `[tool.mutmut]`; "
-             f"`{command}`, {datetime.date.today().isoformat()}, commit {_commit()}.", ""]
+    lines = [f"# Mutation testing of {SCOPE[files]}", "",
+             f"mutmut over {SCOPE[files]}, {scope}, killed by the parity tests named in `pyproject.toml` "
+             f"`[tool.mutmut]`; `{command}`, {datetime.date.today().isoformat()}, commit {_commit()}.", ""]
     if before is not None:
         lines += [f"Before and after the field-coverage issue, on the {before[0]} mutants both runs tried: "
                   f"**{before[1]}** survive (survived, or reached by no test) the parity tests as they were "
@@ -169,20 +186,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-run", action="store_true", help="report the results already under mutants/")
     p.add_argument("--before", metavar="DIR", help="the directory of a run with the tests before a change (its mutants/): "
                    "survivors then and now, on the mutants both runs tried")
-    p.add_argument("--out", default=str(ROOT / "docs" / "mutation.md"))
+    p.add_argument("--files", choices=list(FILES), default="mapping",
+                   help="mapping: the mapping code (default); fast: the fast paths and the tuned tier")
+    p.add_argument("--out", help="the report (default docs/mutation.md, --files fast: docs/mutation-fast.md)")
     p.add_argument("--command", default="tox -e mutation")
     args = p.parse_args(argv)
+    args.out = args.out or str(ROOT / "docs" / ("mutation-fast.md" if args.files == "fast" else "mutation.md"))
     if not 0 < args.fraction <= 1:
         p.error(f"--fraction must be in (0, 1], got {args.fraction}")
     digits = sample_digits(args.fraction, args.seed) if args.fraction < 1 else None
     if not args.no_run:
-        run_mutmut(digits, args.max_children)
-    everything = results()
-    res = only(everything, digits)
+        run_mutmut(digits, args.max_children, args.files)
+    everything = only(results(), None, args.files)
+    res = only(everything, digits, args.files)
     from common.files import write_text
-    before = compare(res, only(results(Path(args.before)), digits)) if args.before else None
+    before = compare(res, only(results(Path(args.before)), digits, args.files)) if args.before else None
     write_text(args.out, render(res, before, args.command, sum(len(m) for m in everything.values()),
-                                 ", ".join(digits or [])))
+                                 ", ".join(digits or []), args.files))
     unexplained = [m for ms in res.values() for m, s in ms.items() if s in ALIVE and not reason(m)]
     print(f"{sum(len(m) for m in res.values())} mutants; {len(unexplained)} survivors unexplained; written {args.out}")
     return 0

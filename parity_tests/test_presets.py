@@ -17,15 +17,18 @@ def test_presets_are_the_five_of_chapter_5():
     assert tuple(preset_names()) == PRESETS
 
 
+@pytest.mark.parametrize("device", H.devices())
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("preset", PRESETS)
-def test_forward_loss_gradients(preset: str, dtype: str):
+def test_forward_loss_gradients(preset: str, dtype: str, device: str):
+    """On every device present (TF32 off: the parity suite pins it; cuda: the frameworks that see a GPU)."""
     spec = H.with_dtype(load_spec(preset), dtype)
     H.register_config(f"{preset}-{dtype}")
     for batch_size in sorted({spec.training.batch_size, 64}):  # the preset's batch and a 64-batch
         for seed in (11, 12):
             (x, y), = H.batches(batch_size, 1, seed)
-            H.check_forward_and_gradients(spec, seed, x, y, f"{preset} {dtype} batch {batch_size} seed {seed}")
+            H.check_forward_and_gradients(spec, seed, x, y, f"{preset} {dtype} batch {batch_size} seed {seed} "
+                                          f"on {device}", device)
 
 
 @pytest.mark.parametrize("preset", PRESETS)

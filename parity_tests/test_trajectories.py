@@ -23,10 +23,12 @@ _SUBSET = [next(r for r in GRID_ROWS if r["optimizer"] == o) for o in D.OPTIMIZE
 GRID_SPECS = {H.spec_id(D.make_spec(r)): D.make_spec(r) for r in _SUBSET}
 
 
+@pytest.mark.parametrize("device", H.devices())
 @pytest.mark.parametrize("spec", H.params(PRESET_SPECS))
-def test_preset_trajectory(spec):
+def test_preset_trajectory(spec, device: str):
+    """On every device present (TF32 off: the parity suite pins it; cuda: the frameworks that see a GPU)."""
     H.register_config(f"{spec.name}-{spec.training.dtype}")
-    H.run_trajectory(spec, seed=21, steps=K, what=f"{spec.name} {spec.training.dtype}")
+    H.run_trajectory(spec, seed=21, steps=K, what=f"{spec.name} {spec.training.dtype} on {device}", device=device)
 
 
 @pytest.mark.parametrize("spec", H.params(GRID_SPECS))

@@ -1,7 +1,7 @@
 """The mirror check: tf_impl/ and torch_impl/ keep the same files, public functions,
 sections and `__all__`, in the same order (pure `ast` and text; no framework import).
 A private module (`_name.py`) may stand on one side only: plumbing for one framework
-that has no counterpart in the other (torch_impl/_inductor.py)."""
+that has no counterpart in the other (torch_impl/_step.py, _graphs.py, _tuned/)."""
 from __future__ import annotations
 
 import ast

@@ -1,19 +1,15 @@
 """The chapter-5 network in Keras 3: build it from the spec, move weights in and out."""
 from __future__ import annotations
 
-import os
+import keras
+import numpy as np
+import tensorflow as tf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from common import canonical  # noqa: E402
-from common.config import validate  # noqa: E402
-from common.spec import Initializer, Spec  # noqa: E402
-from tf_impl.losses import SpecLoss  # noqa: E402
-from tf_impl.optimizers import make_optimizer  # noqa: E402
+from common import canonical
+from common.config import validate
+from common.spec import Initializer, Spec
+from tf_impl.losses import SpecLoss
+from tf_impl.optimizers import make_optimizer
 
 # --- section: device ---
 

@@ -1,7 +1,6 @@
 """Gradients, one training step, evaluation and the book's `model.fit` loop in Keras 3."""
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import keras
@@ -9,11 +8,11 @@ import numpy as np
 import tensorflow as tf
 
 from common import canonical
-from common.data import epoch_permutation
-from common.history import check_epoch
+from common.epochs import fit_epochs
 from common.spec import Spec
-from tf_impl.losses import SpecLoss, one_hot
+from tf_impl.losses import SpecLoss, one_hot, per_example_loss
 from tf_impl.model import device_name, get_weights, set_weights
+from tf_impl.optimizers import update
 
 # --- section: inputs ---
 
@@ -42,6 +41,17 @@ def loss_and_gradients(model: keras.Model, spec: Spec, x: np.ndarray, y: np.ndar
 
 
 # --- section: train_step ---
+
+
+def train_batch(model: keras.Model, spec: Spec, xb: tf.Tensor, tb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """One step of the book's optimizer on a batch of tensors (what Keras's train_step does
+    per batch): the batch's mean loss and the outputs before the update."""
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        z = model(xb, training=True)
+        loss = tf.reduce_mean(per_example_loss(spec, tb, z))
+    update(model.optimizer, tape.gradient(loss, variables), variables)  # the book optimizer's own step
+    return loss, z
 
 
 def train_step(model: keras.Model, spec: Spec, x: np.ndarray, y: np.ndarray) -> float:
@@ -84,25 +94,16 @@ def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None, 
     data: (x_train, y_train, x_eval, y_eval); epochs run from initial_epoch to `epochs`
     (the spec's by default), as Keras counts them. Returns one dict per epoch with
     epoch, loss, accuracy (running means over the epoch, as Keras reports them),
-    val_loss, val_accuracy and seconds (training time of the epoch).
+    val_loss, val_accuracy and seconds (training time of the epoch): common.epochs.
     """
     x, y, x_eval, y_eval = data
     x, t = as_inputs(spec, x), one_hot(spec, y).numpy()
-    history = []
-    for epoch in range(initial_epoch, epochs or spec.training.epochs):
-        order = epoch_permutation(spec.training.seed, epoch, len(x)) if spec.training.shuffle else slice(None)
-        bar = progress(epoch) if progress else None
-        start = time.perf_counter()
+
+    def train_epoch(order: np.ndarray, bar) -> tuple[float, float]:
         with tf.device(device_name(model.device)):
             # TF: shuffle=False because both frameworks use the order drawn above
             logs = model.fit(x[order], t[order], batch_size=spec.training.batch_size, epochs=1,
                              shuffle=False, verbose=0, callbacks=[_Progress(bar)] if bar else []).history
-        seconds = time.perf_counter() - start
-        bar.close() if bar else None
-        val_loss, val_acc = evaluate(model, spec, x_eval, y_eval)
-        row = {"epoch": epoch + 1, "loss": logs["loss"][0], "accuracy": logs["accuracy"][0],
-               "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds}
-        history.append(row)
-        on_epoch(row) if on_epoch else None
-        check_epoch(spec, row)  # a non-finite loss ends the run here (common.history.Diverged)
-    return history
+        return logs["loss"][0], logs["accuracy"][0]
+    return fit_epochs(spec, len(x), train_epoch, lambda: evaluate(model, spec, x_eval, y_eval), epochs,
+                      initial_epoch, on_epoch, progress)

@@ -1,195 +1,123 @@
-"""Compiled code for torch_impl.fast: the traced step kept as a module, the epoch loop around
-it compiled by inductor and saved in the compile cache, and the options and threads it runs with.
+"""The epochs that torch_impl.fast's tiers build: a loop over the epoch's full batches (the
+traced step in a compiled `torch.while_loop`, or called per batch: torch_impl._step, and
+on CUDA replayed from CUDA graphs: torch_impl._graphs), the book's step looped from Python,
+and the self-check each built epoch passes before it trains.
 
-Nothing here is arithmetic: the step is torch_impl's (traced in torch_impl.fast), the loop
-below only indexes the batch and accumulates the loss and the count.
+Nothing here is arithmetic: the step is the book's (`training.train_batch`, traced in
+torch_impl._step); the loop only indexes the batch and accumulates the loss and the count.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
-import os
-import sys
-import types
-from pathlib import Path
 from typing import Callable
 
 import torch
 
-from common.config import step_key
-from common.environment import compile_cache_dir, cpu_model
-from common.files import atomic_write
+from common.selfcheck import CHECK_STEPS, After, check_data, disagreement
 from common.spec import Spec
-from torch_impl._inductor import KEPT, O2, SEPARATE, inductor_config, patched
-from torch_impl.optimizers import _step_scalars
+from common.tiers import Tier
+from torch_impl import _step, _tuned
+from torch_impl.losses import one_hot
+from torch_impl.model import get_weights, set_weights
+from torch_impl.optimizers import get_optimizer_state, set_optimizer_state
+from torch_impl.training import as_inputs, train_batch
 
-# PT: inductor's caches (FX graphs, AOT autograd, compiled code) in the twinbench cache, so a new
-# process loads a compiled epoch instead of compiling it again (read when inductor first compiles)
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir() / "inductor"))
+TRACE = frozenset({"tracing the step"})  # the prerequisite of every tier but the book's
 
-
-@contextlib.contextmanager
-def _one_thread(device: str):
-    """One intra-op thread on CPU: a step is microseconds of work, so OpenMP fork/join costs
-    more than it saves (and spins when the cores are shared)."""
-    n = torch.get_num_threads()
-    if device == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
+# --- section: tiers ---
 
 
-def _fresh(fn, namespace: dict | None = None):
-    """fn with its own code object (torch.compile caches, and limits recompiles, per code object),
-    running with `namespace` as its globals when given (a step module's)."""
-    return types.FunctionType(fn.__code__.replace(), fn.__globals__ if namespace is None else namespace, fn.__name__,
-                              fn.__defaults__, fn.__closure__)
+def tiers(model: torch.nn.Module, spec: Spec, n_examples: int) -> list[Tier]:
+    """The ways to build the epoch, to try in order: the tuned loop (CPU, allow-listed torch:
+    torch_impl._tuned); then public APIs: the compiled `torch.while_loop` (CPU), the compiled
+    step replayed from CUDA graphs (CUDA), the compiled step per batch, the traced step
+    uncompiled; last the book's step from Python. Each built loop passed `checked`."""
+    device = model.device
+    trace = functools.cache(lambda: _step.trace(model, spec, decompose=device == "cpu"))
+    check = lambda loop: checked(model, spec, n_examples, loop)  # noqa: E731
+    epoch_of = lambda loop: epoch_function(model, spec, n_examples, loop)  # noqa: E731
+
+    def public(how: str) -> Callable[[], Callable]:
+        return lambda: epoch_of(check(_step.make_loop(how, spec, trace(), device)))
+    cpu_loop = device == "cpu" and hasattr(torch, "while_loop")  # PT: public from torch 2.x (README's table)
+    return [Tier("tuned", lambda: epoch_of(_tuned.build(model, spec, n_examples, trace, check)),
+                 lambda: _tuned.unavailable(device), TRACE),
+            Tier("loop", public("loop"), lambda: _unless(cpu_loop, "a CPU loop on torch.while_loop"), TRACE),
+            Tier("graphs", public("graphs"), lambda: _unless(device == "cuda", "CUDA graphs"), TRACE),
+            Tier("step", public("step"), needs=TRACE), Tier("eager", public("eager"), needs=TRACE),
+            Tier("book", lambda: book_epoch(model, spec, n_examples))]
 
 
-def _scalar_names(spec: Spec) -> list[str]:
-    """The names of the optimizer's per-step scalars (`_step_scalars`), in the order a step takes them."""
-    return list(_step_scalars(spec, torch.ones(())))
+def _unless(applies: bool, what: str) -> str | None:
+    return None if applies else f"{what} does not apply here"
 
 
-def _inductor_options() -> list[dict]:
-    """Inductor's options, to try in order: C++ wrapper; the batch rows come from a permutation
-    made here, so no per-element bounds checks; no precompiled header (inductor builds a 141 MB
-    one per Python environment, in 4.8 s, outside its cache directory, to save 1.2 s per
-    compile) and no line tables (0.3 s per compile). First with our adjustments of inductor
-    (torch_impl._inductor): loop bodies keep their buffers, and the vector ISA that ATen itself
-    runs on is taken as working (`cpp.vec_isa_ok`), g++ at -O2 on the wrapper and the kernels
-    at once (`cpp_wrapper_build_separate`); then, should that compile fail, without them."""
-    options = {"cpp_wrapper": True, "assert_indirect_indexing": False, "cpp_cache_precompile_headers": False,
-               "aot_inductor.enable_line_tables": False}
-    ours = {KEPT: True, O2: True, SEPARATE: True}
-    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") and "TORCHINDUCTOR_VEC_ISA_OK" not in os.environ:
-        ours["cpp.vec_isa_ok"] = True  # else the user's choice stands, or the ISA is not one we describe
-    return [{**options, **ours}, options]
+# --- section: epochs ---
 
 
-# The loop around the traced step, written once. These functions run with the globals of a step
-# module (`_step_module`: STEP, the traced step, and BS, N_C), so that a compiled loop
-# saved to disk names only things a new process can import.
+def _book_steps(model: torch.nn.Module, spec: Spec, x, t, order: torch.Tensor) -> tuple[float, int]:
+    """The book's step on each batch of x[order], from Python: (loss sum, correct count)."""
+    loss_sum, correct, bs = 0.0, 0, spec.training.batch_size
+    if not len(order):  # PT: split() of an empty tensor still yields one (empty) batch
+        return loss_sum, correct
+    model.train()
+    with torch.enable_grad():  # PT: the caller may run under no_grad; the book's step needs autograd
+        for rows in order.split(bs):
+            loss, z = train_batch(model, spec, x[rows], t[rows])
+            loss_sum += loss.item() * len(rows)
+            correct += int((z.argmax(-1) == t[rows].argmax(-1)).sum())
+    return loss_sum, correct
 
 
-def _one_step(i, order2d, x, t, loss_sum, correct, state):
-    """Step number i (a device tensor): gather the batch and the step's scalars on device,
-    update in place. state: the mutables, then the scalar tables."""
-    rows = order2d.index_select(0, i.reshape(1)).reshape(BS)  # noqa: F821
-    scalars = [table.index_select(0, i.reshape(1)).reshape(()) for table in state[len(state) - N_C:]]  # noqa: F821
-    loss, c = STEP(*state[:len(state) - N_C], *scalars, x.index_select(0, rows), t.index_select(0, rows))  # noqa: F821
-    loss_sum.add_(loss.to(torch.float64) * BS)  # noqa: F821  PT: what the book's loss.item() * len(xb) adds, on device
-    correct.add_(c)
+def epoch_function(model: torch.nn.Module, spec: Spec, n_examples: int, loop: Callable) -> Callable:
+    """epoch(x, t, order, n_steps) -> (loss_sum, correct): `loop` (torch_impl._step's loop
+    signature) over the first n_steps full batches of x[order] in place on the model's tensors,
+    and the last, smaller batch with the book's step when n_steps is every full batch."""
+    bs, device = spec.training.batch_size, model.device
+    full = n_examples // bs
+
+    def epoch(x, t, order, n_steps: int = full) -> tuple[float, int]:
+        order = torch.as_tensor(order, device=x.device)
+        args = _step.loop_args(spec, n_steps, x, t, order, _step.mutables(model))
+        model.train()
+        with _step.one_thread(device):  # the tail too: a 2-thread op between loops leaves OpenMP threads spinning
+            with torch.no_grad():  # PT: while_loop may mutate its inputs only without autograd
+                loop(*args)
+            tail = _book_steps(model, spec, x, t, order[full * bs:]) if n_steps == full else (0.0, 0)
+        return float(args[4]) + tail[0], int(args[5]) + tail[1]
+    epoch.loop = loop  # PT: the loop takes the model's tensors as inputs: models of one spec share it
+    return epoch
 
 
-def _loop_eager(n_steps, order2d, x, t, loss_sum, correct, *state):
-    i = torch.zeros((), dtype=torch.int64, device=x.device)
-    for _ in range(int(n_steps)):
-        _one_step(i, order2d, x, t, loss_sum, correct, state)
-        i.add_(1)
+def book_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callable:
+    """The same epoch as epoch_function's, the book's step called from Python per batch."""
+    full = n_examples // spec.training.batch_size
+
+    def epoch(x, t, order, n_steps: int = full) -> tuple[float, int]:
+        stop = n_examples if n_steps == full else n_steps * spec.training.batch_size
+        return _book_steps(model, spec, x, t, torch.as_tensor(order[:stop], device=x.device))
+    epoch.loop = None
+    return epoch
 
 
-def _loop_compiled(n_steps, order2d, x, t, loss_sum, correct, *state):
-    """One step per iteration. Measured on the 2-core VM (bench/README, "Start-up"), with loop
-    bodies keeping their buffers: conf1 0.30-0.31 s/epoch, cold first epoch 6.9-7.5 s; 4 steps
-    unrolled per iteration ran 0.27 s (one step's update fused with the next one's forward
-    pass) but started in 9.7 s. Unrolling paid while every step allocated its buffers."""
-    from torch._higher_order_ops.while_loop import while_loop
-
-    def body(i):
-        _one_step(i, order2d, x, t, loss_sum, correct, state)
-        return (i + 1,)
-
-    i = torch.zeros((), dtype=torch.int64, device=x.device)
-    return while_loop(lambda i: i < n_steps, body, (i,))  # returned, or it is dead code
+# --- section: self_check ---
 
 
-@functools.cache
-def _sources_hash() -> str:
-    """What a traced step and its compiled loop depend on besides the spec: torch's version,
-    torch_impl's code and the CPU (a cache directory may be shared between machines)."""
-    h = hashlib.sha256(repr((torch.__version__, torch.backends.cpu.get_cpu_capability(), cpu_model())).encode())
-    for f in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def _key(*parts) -> str:
-    return hashlib.sha256(repr((_sources_hash(), *parts)).encode()).hexdigest()[:24]
-
-
-def _step_module(model: torch.nn.Module, spec: Spec, decompose: bool, cache: Path | None,
-                 trace: Callable) -> types.ModuleType:
-    """A module holding the step traced by `trace(model, spec, decompose)` as STEP (its source
-    kept in `cache`, if given, and read from there by a later process instead of tracing again)
-    and the loop functions above."""
-    bs, n_c = spec.training.batch_size, len(_scalar_names(spec))
-    name = f"twinbench_step_{_key(step_key(spec), decompose)}"
-    path = cache / f"{name}.py" if cache else None
-    header = (f'"""The training step of one spec, traced by torch_impl.fast (make_fx)."""\n'
-              f"import torch\nfrom torch import device, inf, nan\n\nBS, N_C = {bs}, {n_c}\n")
-    module = types.ModuleType(name)
-    try:
-        exec(compile(path.read_text(), str(path), "exec"), module.__dict__)  # saved by an earlier process
-    except Exception:  # noqa: BLE001  no cache, nothing saved yet, or unreadable: trace the step now
-        with _one_thread(model.device):
-            gm = trace(model, spec, decompose)
-        own = "self." not in gm.code  # PT: a step holding tensor constants stays a GraphModule (not saved)
-        source = header + gm.code.replace("def forward(self, ", "def STEP(", 1) if own else header
-        if path and own:
-            atomic_write(path, lambda f: f.write(source), mode="w")
-        module = types.ModuleType(name)
-        exec(compile(source, str(path or name), "exec"), module.__dict__)
-        module.STEP = module.__dict__.get("STEP", gm)
-    sys.modules[name] = module
-    for fn in (_one_step, _loop_eager, _loop_compiled):
-        setattr(module, fn.__name__, _fresh(fn, module.__dict__))
-    return module
-
-
-def _saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, path: Path) -> list[Callable]:
-    """Ways to get the compiled loop, to try in order: the one a previous process saved at
-    `path` (torch.compile's aot_compile), else compiled now and saved there."""
-    def load():
-        from torch._guards import TracingContext, tracing
-        # PT: loading its guards needs a tracing context, loading its C++ the options it was built with (2.13)
-        config = torch._inductor.config.patch(inductor_config(options))
-        with patched(options, compiling=False), path.open("rb") as f, tracing(TracingContext(None)), config:
-            return torch.compiler.load_compiled_function(f)
-
-    def compile_now():
-        compiled = _compile(steps, options)
-        try:
-            with torch.no_grad(), patched(options):
-                saved = compiled.aot_compile((example, {}))
-            saved.save_compiled_function(str(path))
-            return saved
-        except Exception:  # noqa: BLE001  not saveable: compiled on first call, in this process only
-            return compiled
-    return [_recompiling(attempt, steps, options) for attempt in ([load] if path.exists() else []) + [compile_now]]
-
-
-def _compile(steps: types.ModuleType, options: dict) -> Callable:
-    return torch.compile(steps._loop_compiled, fullgraph=True, dynamic=False, options=inductor_config(options))
-
-
-def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> Callable:
-    """attempt, whose result, a saved compiled loop, is used until its guards refuse a call (the
-    global state it was compiled under changed: grad mode, deterministic algorithms, ...); from
-    then on the same loop through torch.compile, which recompiles for the new state."""
-    def get():
-        saved, fallback = attempt(), []
-
-        def loop(*args):
-            # PT: a saved loop (torch 2.13's AOTCompiledFunction) raises when its guards refuse;
-            # torch.compile's recompiles instead
-            if not fallback and hasattr(saved, "guard_check") and not saved.guard_check(*args):
-                fallback.append(_compile(steps, options))
-            run = fallback[0] if fallback else saved
-            with patched(options, compiling=not hasattr(run, "guard_check")):  # torch.compile's compiles when called
-                return run(*args)
-        return loop
-    return get
+def checked(model: torch.nn.Module, spec: Spec, n_examples: int, loop: Callable) -> Callable:
+    """`loop`, after CHECK_STEPS of it (on inputs shaped like the real epoch's) agreed with as
+    many of the book's steps from the same weights; RuntimeError if not. The model's weights
+    and optimizer state are left as they were."""
+    k = min(n_examples // spec.training.batch_size, CHECK_STEPS)
+    x, labels, order = check_data(spec, n_examples, k)
+    xs, ts = as_inputs(spec, x, model.device), one_hot(spec, labels).to(model.device)
+    start = get_weights(model), get_optimizer_state(model, spec)
+    runs = []
+    for epoch in (epoch_function(model, spec, n_examples, loop), book_epoch(model, spec, n_examples)):
+        loss_sum, correct = epoch(xs, ts, order, k)
+        runs.append(After(get_weights(model), get_optimizer_state(model, spec), loss_sum, correct))
+        set_weights(model, start[0])
+        set_optimizer_state(model, spec, start[1])
+    problem = disagreement(spec, start[0], *runs)
+    if problem:
+        raise RuntimeError(f"the built epoch disagrees with the book's step: {problem}")
+    return loop

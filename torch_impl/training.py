@@ -1,7 +1,6 @@
 """Gradients, one training step, evaluation and the book's DataLoader loop in PyTorch."""
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import numpy as np
@@ -9,8 +8,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from common import canonical
-from common.data import epoch_permutation
-from common.history import check_epoch
+from common.epochs import fit_epochs
 from common.spec import Spec
 from torch_impl.losses import SpecLoss, one_hot
 from torch_impl.model import device_name, get_weights, set_weights
@@ -46,8 +44,10 @@ def loss_and_gradients(model: torch.nn.Module, spec: Spec, x: np.ndarray, y: np.
 # --- section: train_step ---
 
 
-def _step(model: torch.nn.Module, spec: Spec, xb: torch.Tensor, tb: torch.Tensor):
-    """The book's four lines: zero the gradients, forward, backward, update."""
+def train_batch(model: torch.nn.Module, spec: Spec, xb: torch.Tensor, tb: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of the book's optimizer on a batch of tensors, the book's four lines (zero the
+    gradients, forward, backward, update): the batch's mean loss and the outputs before the update."""
     model.optimizer.zero_grad()
     z = model(xb)
     loss = SpecLoss(spec)(tb, z)
@@ -59,7 +59,7 @@ def _step(model: torch.nn.Module, spec: Spec, xb: torch.Tensor, tb: torch.Tensor
 def train_step(model: torch.nn.Module, spec: Spec, x: np.ndarray, y: np.ndarray) -> float:
     """One optimizer step on one batch, the way `fit` takes it; returns the batch loss."""
     model.train()
-    loss, _ = _step(model, spec, as_inputs(spec, x, model.device), one_hot(spec, y).to(model.device))
+    loss, _ = train_batch(model, spec, as_inputs(spec, x, model.device), one_hot(spec, y).to(model.device))
     return loss.item()
 
 
@@ -90,32 +90,23 @@ def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = No
     data: (x_train, y_train, x_eval, y_eval); epochs run from initial_epoch to `epochs`
     (the spec's by default), as Keras counts them. Returns one dict per epoch with
     epoch, loss, accuracy (running means over the epoch, as Keras reports them),
-    val_loss, val_accuracy and seconds (training time of the epoch).
+    val_loss, val_accuracy and seconds (training time of the epoch): common.epochs.
     """
     x, y, x_eval, y_eval = data
     dataset = TensorDataset(as_inputs(spec, x, model.device), one_hot(spec, y).to(model.device))
-    history = []
-    for epoch in range(initial_epoch, epochs or spec.training.epochs):
-        order = epoch_permutation(spec.training.seed, epoch, len(x)) if spec.training.shuffle else range(len(x))
+
+    def train_epoch(order: np.ndarray, bar) -> tuple[float, float]:
         # PT: sampler= the shared order instead of shuffle=True, so both frameworks see the same batches;
         # the last, smaller batch is kept, as Keras's fit keeps it
-        loader = DataLoader(dataset, batch_size=spec.training.batch_size, sampler=list(order), drop_last=False)
-        bar = progress(epoch) if progress else None
-        start = time.perf_counter()
+        loader = DataLoader(dataset, batch_size=spec.training.batch_size, sampler=order.tolist(), drop_last=False)
         loss_sum, correct = 0.0, 0
         model.train()
         for xb, tb in loader:
-            loss, z = _step(model, spec, xb, tb)
+            loss, z = train_batch(model, spec, xb, tb)
             # PT: running loss and accuracy over the epoch, as Keras's fit reports them
             loss_sum += loss.item() * len(xb)
             correct += (z.argmax(-1) == tb.argmax(-1)).sum().item()
             bar.update(1) if bar else None
-        seconds = time.perf_counter() - start
-        bar.close() if bar else None
-        val_loss, val_acc = evaluate(model, spec, x_eval, y_eval)
-        row = {"epoch": epoch + 1, "loss": loss_sum / len(x), "accuracy": correct / len(x),
-               "val_loss": val_loss, "val_accuracy": val_acc, "seconds": seconds}
-        history.append(row)
-        on_epoch(row) if on_epoch else None
-        check_epoch(spec, row)  # a non-finite loss ends the run here (common.history.Diverged)
-    return history
+        return loss_sum / len(x), correct / len(x)
+    return fit_epochs(spec, len(x), train_epoch, lambda: evaluate(model, spec, x_eval, y_eval), epochs,
+                      initial_epoch, on_epoch, progress)

@@ -57,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    for message in frameworks.configure():  # before any framework's runtime starts (environment only)
+        print(f"twinbench: {message}", file=sys.stderr)
     if argv[:1] == ["bench"]:  # the benchmark harness has its own options (argparse.REMAINDER drops leading --flags)
         from bench.cli import main as bench_main
         return bench_main(argv[1:])

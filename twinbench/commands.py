@@ -80,8 +80,6 @@ class FoldRecord(run.Record):
 
 
 def cmd_compare(args) -> None:
-    from tabulate import tabulate
-
     from common import reference
     from common.data import datasets
     spec = spec_of(args)
@@ -90,23 +88,32 @@ def cmd_compare(args) -> None:
     record = run.Record(args.json, {"spec": spec_to_dict(spec), "variant": args.variant, "device": args.device,
                                     "environment": frameworks.describe(), "frameworks": {}})
     hist = {}
-    for name in frameworks.NAMES:
+    for line in frameworks.skipped():
+        print(line, flush=True)
+    for name in frameworks.available():
         print(f"training {name} {args.variant} from the shared initial weights...", flush=True)
         part = SubRecord(record, name)
         _, hist[name] = run.train(name, spec, args.variant, args.device, weights=start, data=data,
                                   quiet=args.quiet, record=part, json_path=args.json)
     record.finish(COMPLETE)
-    rows = [[a["epoch"], a["loss"], b["loss"], a["val_accuracy"], b["val_accuracy"],
-             b["val_accuracy"] - a["val_accuracy"], a["seconds"], b["seconds"]]
-            for a, b in zip(*hist.values())]
-    a, b = frameworks.NAMES
-    print(tabulate(rows, headers=["epoch", f"{a} loss", f"{b} loss", f"{a} val_acc", f"{b} val_acc",
-                                  f"{b} - {a}", f"{a} s", f"{b} s"], floatfmt=".4f"))
+    print(compare_table(hist))
     if args.plot:
         from plots import plot_curves
         plot_curves({f"{n} {args.variant}": h for n, h in hist.items()}, args.plot, title=spec.name)
         print(f"plot written to {args.plot}")
     print(f"histories written to {args.json}") if args.json else None
+
+
+def compare_table(hist: dict[str, list[dict]]) -> str:
+    """Per epoch, each framework's loss, test accuracy and seconds (and the difference when two ran)."""
+    from tabulate import tabulate
+    names = list(hist)
+    rows = [[epoch[0]["epoch"], *(e["loss"] for e in epoch), *(e["val_accuracy"] for e in epoch),
+             *([epoch[1]["val_accuracy"] - epoch[0]["val_accuracy"]] if len(epoch) == 2 else []),
+             *(e["seconds"] for e in epoch)] for epoch in zip(*hist.values())]
+    headers = ["epoch", *(f"{n} loss" for n in names), *(f"{n} val_acc" for n in names),
+               *([f"{names[1]} - {names[0]}"] if len(names) == 2 else []), *(f"{n} s" for n in names)]
+    return tabulate(rows, headers=headers, floatfmt=".4f")
 
 
 class SubRecord(run.Record):

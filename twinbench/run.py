@@ -119,6 +119,8 @@ def train(name: str, spec: Spec, variant: str = "book", device: str = "cpu", epo
     data = data or datasets(spec, fold)
 
     def on_epoch(row: dict) -> None:
+        if "tier" in row:  # a fast fit's first epoch says which tier built it (common.tiers)
+            record.data.setdefault("environment", {})["tier"] = row["tier"]
         history.append(row)
         record.add(row)
         if save_path:

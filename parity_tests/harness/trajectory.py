@@ -13,7 +13,7 @@ from common.spec import Spec
 from common.tolerances import trajectory_quantities
 from parity_tests.harness.checks import check_reported_losses, three_way
 from parity_tests.harness.data import batches
-from parity_tests.harness.models import FRAMEWORKS, build_pair, impl
+from parity_tests.harness.models import build_pair, impl
 
 
 def split(weights: dict) -> tuple[dict, dict]:
@@ -25,7 +25,7 @@ def split(weights: dict) -> tuple[dict, dict]:
 GAUGE = "hidden/bias"  # under batch norm before the activation: no effect on the loss
 
 
-def run_trajectory(spec: Spec, seed: int, steps: int, what: str, data_seed: int = 0) -> None:
+def run_trajectory(spec: Spec, seed: int, steps: int, what: str, data_seed: int = 0, device: str = "cpu") -> None:
     """`steps` train_step calls on the same batches in tf, torch and the oracle;
     after every step compares weights, optimizer state and moving statistics.
 
@@ -43,18 +43,18 @@ def run_trajectory(spec: Spec, seed: int, steps: int, what: str, data_seed: int 
     dtype, bn = spec.training.dtype, spec.network.batch_norm
     gauge = bn.mode == "before_activation"
     w = ref.start_weights(spec, seed)
-    models = build_pair(spec, w)
+    models = build_pair(spec, w, device)
     rw, rs = {k: v.astype(np.float64) for k, v in w.items()}, ref.init_state(spec, w)
     qw, qs, ql = trajectory_quantities(spec)
-    prev = {fw: w for fw in (*FRAMEWORKS, "ref")}
+    prev = {fw: w for fw in (*models, "ref")}
     bias_part = {fw: np.zeros(spec.network.hidden_units) for fw in prev}
     for k, (x, y) in enumerate(batches(spec.training.batch_size, steps, data_seed, gaussian=gauge)):
         x = x.astype(dtype)
-        losses = {fw: impl(fw).train_step(models[fw], spec, x, y) for fw in FRAMEWORKS}
+        losses = {fw: impl(fw).train_step(models[fw], spec, x, y) for fw in models}
         losses["ref"], rw, rs = ref.train_step(spec, rw, rs, x, y)
         at = f"{what} step {k + 1}"
         check_reported_losses(losses, dtype, f"{at} train_step loss", ql)
-        ws = {**{fw: impl(fw).get_weights(models[fw]) for fw in FRAMEWORKS}, "ref": rw}
+        ws = {**{fw: impl(fw).get_weights(models[fw]) for fw in models}, "ref": rw}
         parts = {fw: split(v) for fw, v in ws.items()}
         if gauge:
             for fw in ws:
@@ -66,7 +66,7 @@ def run_trajectory(spec: Spec, seed: int, steps: int, what: str, data_seed: int 
         if parts["ref"][1]:
             three_way({fw: p[1] for fw, p in parts.items()}, dtype, qw, f"{at} BN moving statistics")
         if rs:
-            st = {**{fw: impl(fw).get_optimizer_state(models[fw], spec) for fw in FRAMEWORKS}, "ref": rs}
+            st = {**{fw: impl(fw).get_optimizer_state(models[fw], spec) for fw in models}, "ref": rs}
             if gauge:
                 st = {fw: {n: v for n, v in s.items() if not n.endswith("/" + GAUGE)} for fw, s in st.items()}
             three_way(st, dtype, qs, f"{at} optimizer state")

@@ -29,9 +29,6 @@ def main(args) -> None:
         raise SpecError(f"--epochs: expected a positive number of epochs, got {args.epochs}")
     if args.accuracy and REFERENCE in (a.framework, b.framework):
         raise SpecError("--accuracy trains both sides to the end with the fast variants: the reference has none")
-    if args.accuracy:  # before the trace starts a framework's runtime
-        import frameworks
-        frameworks.load_fast((a.framework, b.framework))
     steps = trace.default_steps(a.spec, args.epochs, args.steps)
     print(f"twinbench diff: {a.text} vs {b.text}, {steps} steps from the same weights on the same batches",
           file=sys.stderr, flush=True)

@@ -40,6 +40,8 @@ def parse_side(text: str, default_spec: str = "conf5") -> Side:
     fw, name, dtype = match["fw"], match["spec"] or default_spec, match["dtype"]
     if fw != REFERENCE and fw not in frameworks.NAMES:
         raise SpecError(f"{text!r}: unknown framework {fw!r}; choose from {', '.join((*frameworks.NAMES, REFERENCE))}")
+    if fw != REFERENCE and frameworks.get(fw).missing():
+        raise SpecError(f"{text!r}: {frameworks.get(fw).missing()}")
     spec = load_spec(name)
     if dtype is not None:
         if dtype not in ("float32", "float64"):

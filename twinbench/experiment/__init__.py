@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import frameworks
+from common.config import SpecError
 from common.files import write_json, write_text
 
 
@@ -21,6 +22,11 @@ def main(args) -> int | None:
     fws = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     arms = [a.strip() for a in args.arms.split(",") if a.strip()] + (["kfold"] if args.k_folds else [])
     plan.check_arguments(args.seeds, fws, arms, args.k_folds or 0, args.epochs, args.train_examples)
+    for line in frameworks.skipped(tuple(fws)):  # a machine with one framework runs that one's part
+        print(f"twinbench experiment: {line}", file=sys.stderr, flush=True)
+    fws = [fw for fw in fws if fw in frameworks.available(tuple(fws))]
+    if not fws:
+        raise SpecError("--frameworks: none of them is installed here")
     specs = plan.load_specs(args.specs or list(plan.DEFAULT_SPECS))
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     tasks = plan.plan(specs, fws, seeds, arms, args.variant, args.epochs, args.k_folds or 0, args.train_examples)

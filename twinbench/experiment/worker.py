@@ -42,8 +42,9 @@ def _model(task: Task, api):
 def run_one(task: Task) -> dict:
     """Train the task's run from its seed's canonical weights; its record (history, status, timing)."""
     fw = frameworks.get(task.framework)
-    if fw.name not in _PINNED:  # one thread per framework in a worker: the workers share the cores
-        fw.set_threads(1)
+    if fw.name not in _PINNED:  # once per worker process, before the framework's runtime starts
+        fw.configure()
+        fw.set_threads(1)  # one thread per framework in a worker: the workers share the cores
         _PINNED.add(fw.name)
     api = fw.variant(task.variant)
     data = _data(task)
@@ -61,4 +62,5 @@ def run_one(task: Task) -> dict:
     return {"key": task.key, "arm": task.arm, "spec": task.label, "framework": task.framework,
             "variant": task.variant, "seed": task.seed, "fold": task.fold, "status": status, "reason": reason,
             "history": history, "seconds": time.perf_counter() - began, "train_examples": len(data[0]),
-            "worker": f"{socket.gethostname()}:{os.getpid()}", "versions": {fw.name: fw.versions()["version"]}}
+            "worker": f"{socket.gethostname()}:{os.getpid()}", "versions": {fw.name: fw.versions()["version"]},
+            "environment": {"tier": history[0].get("tier") if history else None}}

@@ -1,6 +1,7 @@
-"""Inductor, adjusted for the compiled loop of torch_impl.compiled (PyTorch only: TF has no
-counterpart, so this private module stands on one side of the mirror). Nothing here is
-arithmetic: what inductor compiles for, and where its C++ wrapper puts a loop's buffers.
+"""Inductor, adjusted for the tuned tier's compiled loop (torch_impl._tuned), and the only
+file of twinbench that imports `torch._inductor` (an import-linter contract says so).
+Nothing here is arithmetic: what inductor compiles for, and where its C++ wrapper puts a
+loop's buffers.
 
 The adjustments are patches of inductor's globals, installed only while a thread compiles,
 loads or calls a loop (`patched`), and keyed into inductor's caches. They are process-wide
@@ -31,6 +32,13 @@ SEPARATE = "cpp_wrapper_build_separate"  # inductor's: a build in two units, whi
 def inductor_config(options: dict) -> dict:
     """The options inductor is given: without our own keys."""
     return {k: v for k, v in options.items() if not k.startswith("twinbench.")}
+
+
+def config_patch(options: dict):
+    """A context manager under which inductor's config holds `options` (a saved loop loads its
+    C++ with the options it was built with)."""
+    from torch._inductor import config
+    return config.patch(inductor_config(options))
 
 
 @functools.cache

@@ -1,0 +1,106 @@
+"""Saved loops: the tuned tier's traced step kept as a module and its compiled loop saved in
+the compile cache (torch.compile's `aot_compile`), so a new process loads both instead of
+tracing and compiling again. Keyed by the step's spec, the example count, the options,
+torch's version, torch_impl's code and the CPU."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import sys
+import types
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import torch_impl
+from common.config import step_key
+from common.environment import cpu_model
+from common.files import atomic_write
+from common.spec import Spec
+from torch_impl import _step
+from torch_impl._tuned.inductor import config_patch, inductor_config, patched
+
+
+@functools.cache
+def _sources_hash() -> str:
+    """What a traced step and its compiled loop depend on besides the spec: torch's version,
+    torch_impl's code and the CPU (a cache directory may be shared between machines)."""
+    h = hashlib.sha256(repr((torch.__version__, torch.backends.cpu.get_cpu_capability(), cpu_model())).encode())
+    for f in sorted(Path(torch_impl.__file__).parent.rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def key(*parts) -> str:
+    return hashlib.sha256(repr((_sources_hash(), *parts)).encode()).hexdigest()[:24]
+
+
+def step_module(spec: Spec, cache: Path, trace: Callable[[], torch.fx.GraphModule]) -> types.ModuleType:
+    """A module holding the traced step as STEP (its source kept in `cache` and read from there by
+    a later process instead of calling `trace`) and torch_impl._step's loop functions, bound to it."""
+    name = f"twinbench_step_{key(step_key(spec), True)}"
+    path = cache / f"{name}.py"
+    header = (f'"""The training step of one spec, traced by torch_impl.fast (make_fx)."""\n'
+              f"import torch\nfrom torch import device, inf, nan\n\nBS, N_C = {spec.training.batch_size}, "
+              f"{len(_step.scalar_names(spec))}\n")
+    module = types.ModuleType(name)
+    try:
+        exec(compile(path.read_text(), str(path), "exec"), module.__dict__)  # saved by an earlier process
+    except Exception:  # noqa: BLE001  nothing saved yet, or unreadable: trace the step now
+        gm = trace()
+        own = "self." not in gm.code  # PT: a step holding tensor constants stays a GraphModule (not saved)
+        source = header + gm.code.replace("def forward(self, ", "def STEP(", 1) if own else header
+        if own:
+            atomic_write(path, lambda f: f.write(source), mode="w")
+        module = types.ModuleType(name)
+        exec(compile(source, str(path), "exec"), module.__dict__)
+        module.STEP = module.__dict__.get("STEP", gm)
+    sys.modules[name] = module  # PT: a saved loop names its globals' module; a new process imports it
+    _step.bind(module.__dict__)
+    return module
+
+
+def saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, path: Path) -> list[Callable]:
+    """Ways to get the compiled loop, to try in order: the one a previous process saved at
+    `path`, else compiled now and saved there."""
+    def load():
+        from torch._guards import TracingContext, tracing
+        # PT: loading its guards needs a tracing context, loading its C++ the options it was built with (2.13)
+        with patched(options, compiling=False), path.open("rb") as f, tracing(TracingContext(None)), \
+                config_patch(options):
+            return torch.compiler.load_compiled_function(f)
+
+    def compile_now():
+        compiled = _compile(steps, options)
+        try:
+            with torch.no_grad(), patched(options):
+                saved = compiled.aot_compile((example, {}))
+            saved.save_compiled_function(str(path))
+            return saved
+        except Exception:  # noqa: BLE001  not saveable: compiled on first call, in this process only
+            return compiled
+    return [_recompiling(attempt, steps, options) for attempt in ([load] if path.exists() else []) + [compile_now]]
+
+
+def _compile(steps: types.ModuleType, options: dict) -> Callable:
+    return torch.compile(steps.loop_while, fullgraph=True, dynamic=False, options=inductor_config(options))
+
+
+def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> Callable:
+    """attempt, whose result, a saved compiled loop, is used until its guards refuse a call (the
+    global state it was compiled under changed: grad mode, deterministic algorithms, ...); from
+    then on the same loop through torch.compile, which recompiles for the new state."""
+    def get():
+        saved, fallback = attempt(), []
+
+        def loop(*args):
+            # PT: a saved loop (torch 2.13's AOTCompiledFunction) raises when its guards refuse;
+            # torch.compile's recompiles instead
+            if not fallback and hasattr(saved, "guard_check") and not saved.guard_check(*args):
+                fallback.append(_compile(steps, options))
+            run = fallback[0] if fallback else saved
+            with patched(options, compiling=not hasattr(run, "guard_check")):  # torch.compile's compiles when called
+                return run(*args)
+        return loop
+    return get
