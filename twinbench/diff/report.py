@@ -189,8 +189,10 @@ def page(trace: Trace, png: bytes, doc_href: str, accuracy: dict | None = None) 
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>twinbench diff: {esc(trace.a.text)} vs {esc(trace.b.text)}</title>
 <style>body{{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#222}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}pre{{background:#f6f6f6;padding:.5em;font-size:11px}}
-.specs{{display:flex;gap:2em}}img{{max-width:100%}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}
+pre{{background:#f6f6f6;padding:.5em;font-size:11px;white-space:pre-wrap;overflow-wrap:anywhere}}
+.specs{{display:flex;flex-wrap:wrap;gap:2em}}.specs>div{{flex:1 1 30em;min-width:0}}img{{max-width:100%}}</style>
+</head><body>
 <h1>twinbench diff: {esc(trace.a.text)} vs {esc(trace.b.text)}</h1>
 <ul id="summary">{lines}</ul>
 <h2>Catalogue entries</h2><ul id="catalogue">{entries or "<li>none: the two sides run the same spec</li>"}</ul>
