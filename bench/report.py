@@ -11,7 +11,8 @@ from tabulate import tabulate
 import frameworks
 from bench.matrix import COLD_FIRST_EPOCH, WARM_OVER_STEADY, all_rows
 from bench.results import load_rows, table_rows
-from common.files import atomic_write, write_json, write_text
+from common.config import load_spec
+from common.files import write_json, write_text
 
 HEADERS = {"row": "row", "tier": "tier", "median": "median s/epoch", "min": "min", "max": "max",
            "iqr": "IQR",
@@ -60,34 +61,74 @@ def render_accuracy(study: dict | None, fmt: str = "simple") -> str:
     return text
 
 
-def plot_epoch_times(rows: list[dict], path: Path) -> None:
-    """Horizontal bars of the median s/epoch (log scale), min-max whiskers, targets as ticks."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def epoch_times_figure(rows: list[dict], title: str = ""):
+    """Horizontal bars of the median s/epoch on a log axis labelled at 1-2-5 steps, each bar's
+    value written beside it (the fast rows sit within one decade), min-max whiskers, targets
+    as dashed ticks, a key for the colours."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    from plots.style import figure, legend_outside
     rows = [r for r in rows if r["median"]]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
+    fig, ax = figure().subplots(figsize=(9, 0.45 * len(rows) + 2.2), layout="constrained")
     y = range(len(rows))
-    colors = ["C2" if r["row"].startswith("floor") else f"C{frameworks.NAMES.index(r['row'].split('-')[0])}"
-              for r in rows]
-    ax.barh(y, [r["median"] for r in rows], color=colors,
+    ax.barh(y, [r["median"] for r in rows], color=[_colour(r["row"]) for r in rows],
             xerr=[[r["median"] - r["min"] for r in rows], [r["max"] - r["median"] for r in rows]], capsize=3)
     for i, r in enumerate(rows):
+        ax.text(r["max"] * 1.06, i, f"{r['median']:.3g} s", va="center", fontsize=8)
         if r["target"]:
             ax.plot([r["target"]] * 2, [i - 0.4, i + 0.4], "k--", lw=1)
     ax.set_yticks(list(y), [r["row"] for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("seconds per epoch (median, min-max; dashed: target)")
-    ax.grid(axis="x", which="both", alpha=0.3)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+    ax.set_xlim(min(r["min"] for r in rows) / 1.5, max(r["max"] for r in rows) * 2.2)  # room for the values
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.set_xlabel("seconds per epoch (log scale)")
+    ax.grid(axis="x", which="major", alpha=0.4)
+    present = {_family(r["row"]) for r in rows}
+    key = [Patch(color=_colour(f), label=label) for f, label in FAMILIES if f in present]
+    key += [Line2D([], [], color="k", marker="|", ls="", ms=8, label="min-max over the rounds")]
+    key += [Line2D([], [], color="k", ls="--", lw=1, label="target")] if any(r["target"] for r in rows) else []
+    legend_outside(fig, key=key, ncol=len(key))
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+# the rows' families in the key's order: (row prefix, label)
+FAMILIES = (("floor", "floor (compiled, no framework)"), ("tf", "TensorFlow / Keras"), ("torch", "PyTorch"))
+
+
+def _family(row_id: str) -> str:
+    return row_id.split("-")[0]
+
+
+def _colour(row_or_family: str) -> str:
+    family = _family(row_or_family)
+    return "C2" if family == "floor" else f"C{frameworks.NAMES.index(family)}"
+
+
+def epoch_times_title(env: dict, settings: dict | None) -> str:
+    """What the chart measured: per-epoch median over the rounds, the machine, date and commit."""
+    rounds = (settings or {}).get("rounds")
+    where = " · ".join(x for x in (env.get("cpu"), str(env.get("date", ""))[:10],
+                                   f"commit {env['git_commit'][:7]}" if env.get("git_commit") else "") if x)
+    head = f"Seconds per epoch, median of {rounds} rounds" if rounds else "Seconds per epoch, median"
+    return head + (f"\n{where}" if where else "")
+
+
+def plot_epoch_times(rows: list[dict], path: Path, title: str = "") -> Path:
+    """epoch_times_figure written as PNG."""
+    from plots.style import save
+    return save(epoch_times_figure(rows, title), path)
 
 
 def plot_learning_curves(records: dict, study: dict | None, path: Path) -> bool:
     """Learning curves: the seeds study's first seed per framework, else the conf5 rows."""
     from plots import plot_curves
+    from plots.style import spec_title
     hist = {}
     if study:
         for fw, s in study.get("frameworks", {}).items():
@@ -98,8 +139,27 @@ def plot_learning_curves(records: dict, study: dict | None, path: Path) -> bool:
             if r.get("status") == "ok" and r.get("preset") == "conf5" and r.get("history"):
                 hist[r["id"]] = r["history"]
     if hist:
-        plot_curves(hist, path, title="conf5: test set per epoch")
+        plot_curves(hist, path, title=f"{spec_title(load_spec('conf5'))}\n'eval' is the test set")
     return bool(hist)
+
+
+def write_figures(out: str | Path, rows: list[dict], records: dict, study: dict | None, env: dict,
+                  settings: dict | None) -> None:
+    """epoch_times.png and learning_curves.png."""
+    out = Path(out)
+    if any(r["median"] for r in rows):
+        plot_epoch_times(rows, out / "epoch_times.png", epoch_times_title(env, settings))
+    plot_learning_curves(records, study, out / "learning_curves.png")
+
+
+def redraw(out: str | Path) -> None:
+    """The figures again from a results folder's latest.json, rows and accuracy.json, without
+    measuring anything (after a change to the figures)."""
+    out = Path(out)
+    latest = json.loads((out / "latest.json").read_text())
+    study_path = out / "accuracy.json"
+    study = json.loads(study_path.read_text()) if study_path.exists() else None
+    write_figures(out, latest["rows"], load_rows(out), study, latest.get("environment") or {}, latest.get("settings"))
 
 
 def write_report(out: str | Path, settings: dict | None = None) -> str:
@@ -121,9 +181,7 @@ def write_report(out: str | Path, settings: dict | None = None) -> str:
     if acc:
         md += ["## Accuracy over seeds", "", render_accuracy(study, "github"), ""]
     write_text(out / "latest.md", "\n".join(md))
-    if any(r["median"] for r in rows):
-        plot_epoch_times(rows, out / "epoch_times.png")
-    plot_learning_curves(records, study, out / "learning_curves.png")
+    write_figures(out, rows, records, study, env, settings)
     return text + ("\n\n" + acc if acc else "")
 
 

@@ -50,7 +50,9 @@ SPEC_FIELDS: dict[tuple[str, str], tuple[str, str]] = {
 }
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 0 1.5em 3em; color: #222; }
-nav ul { columns: 3; list-style: none; padding-left: 0; } nav li li { margin-left: 1em; }
+nav > ul { columns: 3; list-style: none; padding-left: 0; }
+nav > ul > li { break-inside: avoid; margin-bottom: .5em; }  /* a file and its sections in one column */
+nav li ul { list-style: none; padding-left: 1em; } nav li li { display: inline-block; margin-right: .8em; }
 section.pair { margin-top: 2em; } h2 { font-size: 1.15em; border-bottom: 1px solid #ccc; }
 table.code { width: 100%; border-collapse: collapse; table-layout: fixed; font: 12px/1.35 monospace; }
 table.code th { text-align: left; background: #eef; padding: 3px 6px; font: bold 13px sans-serif; }

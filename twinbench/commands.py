@@ -99,7 +99,8 @@ def cmd_compare(args) -> None:
     print(compare_table(hist))
     if args.plot:
         from plots import plot_curves
-        plot_curves({f"{n} {args.variant}": h for n, h in hist.items()}, args.plot, title=spec.name)
+        plot_curves({f"{n} {args.variant}": h for n, h in hist.items()}, args.plot,
+                    title=f"{spec.name}: {spec.description or describe(spec)}")
         print(f"plot written to {args.plot}")
     print(f"histories written to {args.json}") if args.json else None
 

@@ -162,7 +162,7 @@ def stopped_message(what: str, done: int, epochs: int, json_path: str | None, sa
 def save_plot(name: str, spec: Spec, history: list[dict], variant: str, plot_path: str) -> None:
     """The learning curves of one run as PNG."""
     from plots import plot_curves
-    plot_curves({f"{name} {variant}": history}, plot_path, title=spec.name)
+    plot_curves({f"{name} {variant}": history}, plot_path, title=f"{spec.name}: {spec.description}")
 
 
 def evaluate_checkpoint(name: str, path: str, device: str = "cpu") -> tuple[Spec, float, float, dict]:

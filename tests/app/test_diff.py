@@ -87,6 +87,18 @@ def test_page_renders_in_headless_chromium(tmp_path):
     assert "tf:conf5 vs torch:conf5" in dom
 
 
+@pytest.mark.browser
+def test_page_fits_1400_px(tmp_path):
+    """The spec panels wrap (the description's long line was cut off at the right), and nothing
+    else reaches past the right edge or scrolls sideways."""
+    browser.chromium()
+    result = trace.run(side("tf", load_spec("conf5")), side("torch", load_spec("conf5")), steps=2)
+    page = report.write_page(result, tmp_path / "diff.html", report.plot_bits(result))
+    measured = browser.overflow(page, tmp_path, width=1400)
+    assert measured["scroll_width"] <= measured["viewport"], measured
+    assert measured["wide"] == [], measured
+
+
 def test_accuracy_reports_the_final_difference(tmp_path):
     """A fresh process, as a user's: the fast variants are imported before the trace starts TF's
     runtime, so TF's fast path gets its one intra-op thread (no warning that it could not)."""

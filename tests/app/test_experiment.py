@@ -38,6 +38,7 @@ def test_local_cluster_run_and_resume(tmp_path, capsys):
     rows = {r["spec"]: r for r in summary["specs"]}
     assert rows["conf1"]["frameworks"]["tf"]["n"] == 2 and "comparison" in rows["conf5"]
     assert rows["conf1"]["chapter"]["printed"]["test_accuracy"][0] == 0.8893
+    assert rows["conf5"]["description"] == load_spec("conf5").description  # the figure's panel title
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG" and "| conf5" in (out / "summary.md").read_text()
     # an interrupted experiment: some runs never written; --resume makes exactly those
     for key in ("mapped-conf1-torch-book-s2", "mapped-conf5-tf-book-s1"):

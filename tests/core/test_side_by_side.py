@@ -186,3 +186,18 @@ def test_page_renders_in_headless_chromium(pairs, specs, tmp_path):
     rendered = _parse(browser.dump_dom(page, tmp_path / "profile"))
     for pair in pairs:
         assert pair.id in rendered.ids and {"tf", "pt"} <= rendered.cells[pair.id], pair.id
+
+
+@pytest.mark.browser
+def test_page_fits_1400_px_and_contents_keep_each_file_together(pairs, specs, tmp_path):
+    """Nothing reaches past the right edge, scrolls sideways or runs into the next column, and
+    no file's entry in the contents is broken across its columns."""
+    browser.chromium()
+    page = tmp_path / "twinbench.html"
+    page.write_text(render_html(pairs, specs, FAKE_DIFFERENCES))
+    measured = browser.overflow(page, tmp_path, width=1400)
+    assert measured["scroll_width"] <= measured["viewport"], measured
+    assert measured["wide"] == [] and measured["split"] == [], measured
+    # where the columns fall depends on the width: at 1000 px a file's entry straddled two
+    # columns without the rule that keeps it whole (at 1400 px none happened to)
+    assert browser.overflow(page, tmp_path, width=1000)["split"] == []

@@ -90,26 +90,84 @@ def terminal(trace: Trace, accuracy: dict | None = None) -> str:
     return "\n".join(summary_lines(trace, accuracy)) + "\n\n" + table
 
 
-def plot_bits(trace: Trace, path: str | Path | None = None) -> bytes:
-    """Bits of agreement per tensor over the steps, as PNG bytes (written to `path` if given)."""
-    from plots.curves import figure, save
-    plt = figure()
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+PLOTTED = 6  # tensors drawn one by one; the rest as one grey range (19 lines were unreadable)
+
+
+def bits_figure(trace: Trace, most: int = PLOTTED):
+    """Two panels over the steps for the tensors that differ most (worst_rows' order), each
+    labelled, and the range of all the others in grey: the bits of agreement, and the
+    difference as a multiple of its parity tolerance (common/tolerances.py) with the
+    tolerance itself as the line at 1 (above it: beyond tolerance, as the table says).
+    The tolerance is a line only there: in bits it differs by tensor kind and magnitude."""
+    from plots.style import figure, identical_to, integer_axis, legend_outside, wrap
     steps = [s["step"] for s in trace.steps]
-    for i, name in enumerate(trace.tensors()):
-        ax.plot(steps, trace.series(name, "bits"), lw=1, color=f"C{i % 10}", label=name,
-                ls="-" if i < 10 else "--")
-    ax.set_xlabel("step"), ax.set_ylabel(f"bits of agreement ({trace.dtype})")
-    ax.set_ylim(0, MANTISSA_BITS[np.dtype(trace.dtype)] + 1)
-    ax.grid(alpha=0.3), ax.legend(fontsize=6, ncol=2, loc="lower left")
-    ax.set_title(f"{trace.a.text} vs {trace.b.text}")
-    fig.tight_layout()
+    names = [r[0] for r in worst_rows(trace, most)]
+    rest = [n for n in trace.tensors() if n not in names]
+    fig, (top, bottom) = figure().subplots(2, 1, figsize=(10, 6.5), sharex=True, layout="constrained")
+    p = MANTISSA_BITS[np.dtype(trace.dtype)]
+    same = identical_to({n: trace.series(n, "bits") + trace.series(n, "ratio") for n in names})
+    for i, name in enumerate(names):
+        label = name + (f" (identical to {same[name]})" if name in same else "")
+        style = {"color": f"C{i}", "lw": 2.4 if name in same.values() else 1.2, "label": label,
+                 "marker": "o" if len(steps) <= 60 else None, "ms": 3}
+        top.plot(steps, trace.series(name, "bits"), **style)
+        bottom.plot(steps, _positive(trace.series(name, "ratio")), **style)
+    if rest:
+        _others(top, bottom, trace, rest, steps)
+    top.set_ylim(_bits_floor(trace), p + 0.5), top.set_ylabel(f"bits of agreement\n({trace.dtype}: {p} = equal)")
+    bottom.set_yscale("log"), bottom.set_ylabel("worst |difference| / tolerance")
+    bottom.axhline(1, color="k", lw=1.5, ls="--", label="parity tolerance (common/tolerances.py)")
+    _ratio_limits(bottom)
+    bottom.set_xlabel("step")
+    integer_axis(bottom, steps)
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    legend_outside(fig, (top, bottom), ncol=3)
+    same_spec = trace.a.spec.description == trace.b.spec.description
+    title = f"{trace.a.text} vs {trace.b.text}, {len(steps)} step{'s' if len(steps) != 1 else ''}" + (
+        f"\n{trace.a.spec.description}" if same_spec and trace.a.spec.description else "")
+    fig.suptitle(wrap(title, 130), fontsize=10)
+    return fig
+
+
+def _others(top, bottom, trace: Trace, rest: list[str], steps: list[int]) -> None:
+    """The tensors not drawn one by one, as the range they span at each step."""
+    for ax, key in ((top, "bits"), (bottom, "ratio")):
+        values = np.array([_positive(trace.series(n, key)) for n in rest], dtype=float)
+        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+        ax.fill_between(steps, low, high, color="0.6", alpha=0.35, lw=0, label=f"the other {len(rest)} tensors (range)")
+        if len(steps) == 1:  # a range at one step has no width: a bar shows it
+            ax.vlines(steps, low, high, color="0.6", lw=6, alpha=0.5)
+
+
+def _bits_floor(trace: Trace) -> float:
+    """The bits axis starts a little under the fewest bits of any tensor (0 when some tensor
+    lost them all), so that lines 2 bits apart do not merge at the top of a 0-to-p axis."""
+    fewest = min((min(trace.series(n, "bits")) for n in trace.tensors()), default=0.0)
+    return max(0.0, math.floor(fewest) - 2.0)
+
+
+def _positive(values: list[float]) -> list[float]:
+    """Ratios for a log axis: an exact match (0) leaves a gap, not an error."""
+    return [v if v > 0 else float("nan") for v in values]
+
+
+def _ratio_limits(ax) -> None:
+    """The log axis spans the data and the tolerance line, at least a decade either side of it."""
+    low, high = ax.get_ylim()
+    ax.set_ylim(min(low, 0.1), max(high, 10.0))
+
+
+def plot_bits(trace: Trace, path: str | Path | None = None) -> bytes:
+    """bits_figure as PNG bytes (written to `path` if given)."""
+    from plots.style import DPI, figure, save
+    fig = bits_figure(trace)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=DPI)
     if path:
         save(fig, path)
     else:
-        plt.close(fig)
+        figure().close(fig)
     return buf.getvalue()
 
 
@@ -131,14 +189,16 @@ def page(trace: Trace, png: bytes, doc_href: str, accuracy: dict | None = None) 
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>twinbench diff: {esc(trace.a.text)} vs {esc(trace.b.text)}</title>
 <style>body{{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#222}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}pre{{background:#f6f6f6;padding:.5em;font-size:11px}}
-.specs{{display:flex;gap:2em}}img{{max-width:100%}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}
+pre{{background:#f6f6f6;padding:.5em;font-size:11px;white-space:pre-wrap;overflow-wrap:anywhere}}
+.specs{{display:flex;flex-wrap:wrap;gap:2em}}.specs>div{{flex:1 1 30em;min-width:0}}img{{max-width:100%}}</style>
+</head><body>
 <h1>twinbench diff: {esc(trace.a.text)} vs {esc(trace.b.text)}</h1>
 <ul id="summary">{lines}</ul>
 <h2>Catalogue entries</h2><ul id="catalogue">{entries or "<li>none: the two sides run the same spec</li>"}</ul>
 <h2>Tensors that differ most</h2><div id="table">{table}</div>
-<h2>Bits of agreement over the steps</h2>
-<img id="plot" alt="bits of agreement per tensor over the steps" src="data:image/png;base64,{base64.b64encode(png).decode()}">
+<h2>Bits of agreement and difference to tolerance over the steps</h2>
+<img id="plot" alt="bits of agreement, and difference as a multiple of the tolerance, of the tensors that differ most, over the steps" src="data:image/png;base64,{base64.b64encode(png).decode()}">
 <h2>Layer by layer (start weights, first batch)</h2><div id="layers">{localisation}</div>
 <h2>The two specs</h2><div class="specs">{specs}</div>
 </body></html>

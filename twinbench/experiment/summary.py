@@ -70,13 +70,20 @@ def chapter_check(label: str, bands: dict, train_bands: dict | None = None) -> d
     return out
 
 
+def _description(g: dict, label: str, names) -> str:
+    """The spec's description as its mapped runs recorded it ('' when no run has it)."""
+    return next((r["settings"]["spec"].get("description") or "" for fw in names
+                 for r in g.get(("mapped", label, fw), {}).values() if r.get("settings", {}).get("spec")), "")
+
+
 def summarize(records: list[dict], specs: list[str]) -> dict:
     """Everything the table and the figure show."""
     g = groups(records)
     names = frameworks.NAMES
     rows = []
     for label in specs:
-        row = {"spec": label, "frameworks": {}, "defaults": {}, "kfold": {}}
+        row = {"spec": label, "description": _description(g, label, names), "frameworks": {}, "defaults": {},
+               "kfold": {}}
         finals = {}
         for fw in names:
             runs = g.get(("mapped", label, fw), {})
