@@ -5,6 +5,7 @@
     twinbench bench --resume                 # measure only rows not yet measured
     twinbench bench --device cuda --only 'torch-*'
     twinbench bench --compare OLD.json NEW.json
+    twinbench bench --batch-sizes 1,8,32,64,256,1024   # the small-model map: where the GPU starts to pay
 """
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs=2, metavar=("OLD.json", "NEW.json"),
                    help="compare two latest.json files and exit")
     p.add_argument("--list", action="store_true", help="list the selected rows and exit")
+    p.add_argument("--batch-sizes", metavar="SIZES",
+                   help="instead of the rows: conf5's network at each batch size (comma-separated), book and fast, "
+                        "every framework, on --device (bench/batchmap.py); writes batch_map.json, .md, .png")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     return p
 
@@ -74,7 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         print(report.compare(*args.compare))
         return 0
-    settings = settings_from(args)
+    if args.batch_sizes:
+        from bench import batchmap
+        try:
+            sizes = batchmap.parse_sizes(args.batch_sizes)
+        except ValueError as exc:
+            print(f"twinbench bench: error: {exc}", file=sys.stderr)
+            return 2
+        out = Path(args.out or DEFAULT_OUT)
+        batchmap.run(sizes, args.device, out)
+        print(f"written: {out}/batch_map.json, batch_map.md, batch_map.png")
+        return 0
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"twinbench bench: error: {exc}", file=sys.stderr)
+        return 2
     rows = settings.rows()
     if args.list or not rows:
         print("\n".join(r.id for r in rows) or f"no rows match --only {args.only!r} --device {args.device}")

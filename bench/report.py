@@ -21,7 +21,7 @@ HEADERS = {"row": "row", "tier": "tier", "median": "median s/epoch", "min": "min
            "x_floor": "x floor", "target": "target s", "met": "met", "floor_target": "target x floor",
            "floor_met": "met x floor",
            "startup_met": f"start-up: warm <= steady + {WARM_OVER_STEADY:g} s, "
-                          + ", ".join(f"{fw} cold <= {limit:g} s" for fw, limit in COLD_FIRST_EPOCH.items()),
+                          + ", ".join(f"{fw} {dev} cold <= {limit:g} s" for (fw, dev), limit in COLD_FIRST_EPOCH.items()),
            "note": "note"}
 SLOWER, FASTER = 1.05, 0.95
 

@@ -100,7 +100,7 @@ def startup_verdict(record: dict, median: float | None) -> str:
     if record.get("variant") != "fast" or warm is None or median is None:
         return "—"
     misses = [f"warm {warm - median:.1f} s over steady"] if warm - median > WARM_OVER_STEADY else []
-    limit = COLD_FIRST_EPOCH.get(record.get("framework")) if record.get("device") == "cpu" else None
+    limit = COLD_FIRST_EPOCH.get((record.get("framework"), record.get("device")))
     if limit is not None and cold is not None and cold > limit:
         misses.append(f"cold {cold:.1f} s > {limit:g} s")
     return f"not met: {'; '.join(misses)}" if misses else "met"
@@ -126,7 +126,7 @@ def note(record: dict) -> str:
 
 def table_rows(records: dict[str, dict], order: list[str]) -> list[dict]:
     """One dict per row with the table's cells (None where there is no number)."""
-    floors = {r["preset"]: r["summary"]["median"] for r in records.values()
+    floors = {(r["preset"], r["device"]): r["summary"]["median"] for r in records.values()
               if r.get("framework") == "floor" and r.get("status") == DONE}
     out = []
     for rid in order:
@@ -135,7 +135,7 @@ def table_rows(records: dict[str, dict], order: list[str]) -> list[dict]:
             continue
         s = r.get("summary") or {}
         med = s.get("median")
-        floor, x_floor = floors.get(r.get("preset")), None
+        floor, x_floor = floors.get((r.get("preset"), r.get("device"))), None
         if med and floor and r.get("framework") != "floor":
             x_floor = med / floor
         known, (cold, warm) = _known(rid), first_epochs(r)
