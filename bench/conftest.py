@@ -19,11 +19,8 @@ def settings() -> Settings:
     import frameworks
     frameworks.load_fast()  # before any row starts a framework's runtime
     if s.threads:  # only when asked: by default the frameworks use the machine as they choose
-        import numba
-
         for fw in frameworks.all():
             fw.set_threads(s.threads)  # a refusal (runtime already started) leaves the recorded value
-        numba.set_num_threads(min(s.threads, numba.config.NUMBA_NUM_THREADS))
     return s
 
 

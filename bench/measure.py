@@ -76,10 +76,9 @@ def parity_gate(api, spec: Spec, device: str, data: tuple, steps: int) -> dict:
 
 
 def threads() -> dict:
-    """Thread settings in force (0 for TF means 'its default: all cores')."""
-    import numba
+    """Thread settings in force (0 for TF means 'its default: all cores'; the floors use one)."""
     out = {f"{fw.name}_{k}": v for fw in frameworks.all() for k, v in fw.threads().items()}
-    return {**out, "numba": numba.get_num_threads(), "cpu_count": os.cpu_count(),
+    return {**out, "cpu_count": os.cpu_count(),
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
 
 
