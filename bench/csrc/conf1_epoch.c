@@ -11,9 +11,11 @@
 #include <string.h>
 
 #if defined(__AVX512F__)
-#define VL 16
-#else
+#define VL 16 /* floats per vector: the widest registers -march=native gives */
+#elif defined(__AVX__)
 #define VL 8
+#else
+#define VL 4
 #endif
 typedef float vf __attribute__((vector_size(VL * 4)));
 #define INLINE static inline __attribute__((always_inline))

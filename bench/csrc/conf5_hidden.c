@@ -11,9 +11,11 @@
 #include <string.h>
 
 #if defined(__AVX512F__)
-#define VL 16
-#else
+#define VL 16 /* floats per vector: the widest registers -march=native gives */
+#elif defined(__AVX__)
 #define VL 8
+#else
+#define VL 4
 #endif
 typedef float vf __attribute__((vector_size(VL * 4)));
 #define INLINE static inline __attribute__((always_inline))
@@ -32,8 +34,8 @@ INLINE vf adam_v(vf w, vf g, float *m, float *v, Adam a)
     const vf mv = a.b1 * load(m) + (1.0f - a.b1) * g, vv = a.b2 * load(v) + (1.0f - a.b2) * g * g;
     store(m, mv);
     store(v, vv);
-    vf root;
-    for (int l = 0; l < VL; ++l) root[l] = sqrtf(vv[l]);
+    vf root = vv;
+    for (int l = 0; l < VL; ++l) root[l] = sqrtf(root[l]);
     return w - a.alpha * mv / (root + a.eps);
 }
 
@@ -84,7 +86,7 @@ INLINE void bwd_block(const float **rows, int64_t nb, const float *dz1t, float *
     vf acc[JB][DB] = {{{0}}};
     for (int64_t r = 0; r < nb; ++r) {
         if (next && r < n_next)  /* one line of a next example per step, spread out, not in a burst */
-            for (int c = 0; c < DB * VL; c += 16) __builtin_prefetch(next[r] + d + c, 0, 2);
+            for (int c = 0; c < dv * VL; c += 16) __builtin_prefetch(next[r] + d + c, 0, 2);
         vf xv[DB];
         for (int c = 0; c < dv; ++c) xv[c] = load(rows[r] + d + c * VL);
         for (int j = 0; j < jb; ++j)
@@ -97,22 +99,29 @@ INLINE void bwd_block(const float **rows, int64_t nb, const float *dz1t, float *
         }
 }
 
+/* Every unit's gradient and Adam update at inputs d .. d + dv * VL (dv a constant once inlined). */
+INLINE void bwd_units(const float **rows, int64_t nb, const float *dz1t, float *w1t, float *m, float *v,
+                      int64_t d_in, int64_t hid, int64_t d, int dv, Adam a, const float **next, int64_t n_next)
+{
+    int64_t j = 0;
+    for (; j + JB <= hid; j += JB)
+        bwd_block(rows, nb, dz1t + j * nb, w1t + j * d_in, m + j * d_in, v + j * d_in, d_in, d, JB, dv, a,
+                  j ? NULL : next, n_next);
+    for (; j < hid; ++j)
+        bwd_block(rows, nb, dz1t + j * nb, w1t + j * d_in, m + j * d_in, v + j * d_in, d_in, d, 1, dv, a, NULL, 0);
+}
+
 /* Also prefetches the next batch's examples (`next`, n_next of them): the forward pass that
  * follows would otherwise wait on memory for each one's first lines. */
 static void hidden_backward(const float **rows, int64_t nb, const float *dz1t, float *w1t, float *m, float *v,
                             int64_t d_in, int64_t hid, Adam a, const float **next, int64_t n_next)
 {
     int64_t d = 0;
-    for (; d + DB * VL <= d_in; d += DB * VL) {  /* one cache line of each example, reused by every unit */
-        int64_t j = 0;
-        for (; j + JB <= hid; j += JB)
-            bwd_block(rows, nb, dz1t + j * nb, w1t + j * d_in, m + j * d_in, v + j * d_in, d_in, d, JB, DB, a,
-                      j ? NULL : next, n_next);
-        for (; j < hid; ++j)
-            bwd_block(rows, nb, dz1t + j * nb, w1t + j * d_in, m + j * d_in, v + j * d_in, d_in, d, 1, DB, a,
-                      NULL, 0);
-    }
-    for (; d < d_in; ++d)  /* inputs past the last whole block, one at a time */
+    for (; d + DB * VL <= d_in; d += DB * VL)  /* a cache line of each example, reused by every unit */
+        bwd_units(rows, nb, dz1t, w1t, m, v, d_in, hid, d, DB, a, next, n_next);
+    for (; d + VL <= d_in; d += VL)  /* a last whole vector (784 inputs in vectors of 16) */
+        bwd_units(rows, nb, dz1t, w1t, m, v, d_in, hid, d, 1, a, next, n_next);
+    for (; d < d_in; ++d)  /* inputs past the last whole vector, one at a time */
         for (int64_t j = 0; j < hid; ++j) {
             float g = 0.0f;
             for (int64_t r = 0; r < nb; ++r) g += dz1t[j * nb + r] * rows[r][d];
