@@ -32,7 +32,7 @@ COLD_FIRST_EPOCH = {"torch": 8.0}  # ...and with empty caches, at most this many
 
 @dataclass(frozen=True)
 class Row:
-    """One benchmark row; framework 'floor' is the floor (variant 'native': C or Numba + BLAS)."""
+    """One benchmark row; framework 'floor' is the floor (variant 'native': C, bench.floor)."""
 
     framework: str
     variant: str
