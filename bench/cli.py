@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results directory (default bench/results, quick: bench/results/quick)")
     p.add_argument("--book-conf1-examples", type=int, default=20_000, metavar="N",
                    help="full run: examples per timed book conf1 epoch, scaled to 60,000 (60000: whole epochs)")
-    p.add_argument("--threads", type=int, help="set torch/TF/Numba threads (default: the frameworks' own)")
+    p.add_argument("--threads", type=int, help="set torch/TF threads (default: the frameworks' own)")
     p.add_argument("--no-startup", action="store_true",
                    help="skip the fresh-process start-up measurements (cold and warm caches)")
     p.add_argument("--compare", nargs=2, metavar=("OLD.json", "NEW.json"),

@@ -33,7 +33,7 @@ COLD_FIRST_EPOCH = {("torch", "cpu"): 8.0, ("torch", "cuda"): 8.0}  # ...and wit
 
 @dataclass(frozen=True)
 class Row:
-    """One benchmark row; framework 'floor' is the floor (variant 'native': C or Numba + BLAS)."""
+    """One benchmark row; framework 'floor' is the floor (variant 'native': C, bench.floor)."""
 
     framework: str
     variant: str

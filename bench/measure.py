@@ -80,7 +80,8 @@ def parity_gate(api, spec: Spec, device: str, data: tuple, steps: int) -> dict:
 
 
 def threads() -> dict:
-    """Thread settings in force (0 for TF means 'its default: all cores'), of the frameworks installed."""
+    """Thread settings in force (0 for TF means 'its default: all cores'; the floors use one), of the
+    frameworks installed."""
     out = {f"{name}_{k}": v for name in frameworks.available() for k, v in frameworks.get(name).threads().items()}
     return {**out, "cpu_count": os.cpu_count(),
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
@@ -156,15 +157,33 @@ def measure_framework(row: Row, settings: Settings, spec: Spec, data: tuple, ben
             "epochs": epochs.rows}
 
 
-def floor_gate(spec: Spec, data: tuple, steps: int) -> dict:
+def make_floor(spec: Spec, weights: dict, device: str):
+    """The floor of `device`: C on the CPU (bench.floor), JAX on CUDA (bench.floor_jax);
+    Skipped saying why there is none here."""
+    if device == "cuda":
+        from bench import floor_jax
+        reason = floor_jax.unavailable("cuda")
+        if reason:
+            raise Skipped(reason)
+        return floor_jax.JaxFloor(spec, weights, "cuda")
+    from bench import cfloor
+    from bench.floor import Floor
+    try:
+        cfloor.load("conf5" if spec.optimizer.name == "adam" else "conf1")  # built once (cached): no C compiler
+        # or cffi here is a skip, not a failure
+    except cfloor.CFloorUnavailable as exc:
+        raise Skipped(str(exc)) from None
+    return Floor(spec, weights)
+
+
+def floor_gate(spec: Spec, data: tuple, steps: int, device: str = "cpu") -> dict:
     """The floor's first `steps` batches against the float64 reference, as parity_gate does for
     the framework rows (this also compiles the floor, so its first timed epoch does not)."""
-    from bench.floor import Floor
     bs, seed = spec.training.batch_size, spec.training.seed
     n = steps * bs
     x = np.ascontiguousarray(data[0][:n].reshape(n, -1))
     w0 = ref.start_weights(spec, seed)
-    floor = Floor(spec, w0)
+    floor = make_floor(spec, w0, device)
     order = epoch_permutation(seed, 0, n)
     floor.train_epoch(x, data[1][:n], order)
     want = {k: v.astype(np.float64) for k, v in w0.items()}
@@ -179,17 +198,16 @@ def floor_gate(spec: Spec, data: tuple, steps: int) -> dict:
 
 
 def measure_floor(row: Row, settings: Settings, spec: Spec, data: tuple, benchmark) -> dict:
-    """Gate, then time the compiled floor."""
-    from bench.floor import Floor
-    gate = floor_gate(spec, data, max(settings.gate_steps, 100 if spec.training.batch_size == 1 else 12))
+    """Gate, then time the compiled floor of the row's device."""
+    gate = floor_gate(spec, data, max(settings.gate_steps, 100 if spec.training.batch_size == 1 else 12), row.device)
     if not gate["ok"]:
         raise GateFailed(f"{row.id}: the floor differs from the float64 reference ({gate['worst_entry']})")
     n = settings.examples(row)
     x, y, x_test, y_test = data
     x2, xt2 = np.ascontiguousarray(x[:n].reshape(n, -1)), np.ascontiguousarray(x_test.reshape(len(x_test), -1))
-    floor = Floor(spec, ref.start_weights(spec, spec.training.seed))
+    floor = make_floor(spec, ref.start_weights(spec, spec.training.seed), row.device)
     order = epoch_permutation(spec.training.seed, 0, n)  # applied on top of each epoch's data, as fit does
     epochs = Epochs(train=lambda xe, ye: floor.train_epoch(xe, ye, order),
                     evaluate=lambda: floor.evaluate(xt2, y_test), sync=lambda: None, rows=[])
     timed_epochs(epochs, x2, y[:n], spec.training.seed, settings.rounds, benchmark)
-    return {"module": "bench.floor", "parity": gate, "examples": n, "epochs": epochs.rows}
+    return {"module": type(floor).__module__, "parity": gate, "examples": n, "epochs": epochs.rows}

@@ -2,7 +2,7 @@
 new (tracing and compilation included), with empty compilation caches (cold) and with the
 caches the cold run left (warm).
 
-    python -m bench.startup tf fast conf1      # one fresh process: prints a JSON line
+    python -m bench.startup tf fast conf1 [cpu|cuda]   # one fresh process: prints a JSON line
 
 `measure(row)` runs that twice in subprocesses sharing one new cache directory (inductor's
 caches for PyTorch, the persistent XLA cache for TensorFlow, the C floor's build), so
@@ -30,14 +30,14 @@ def cache_env(cache: Path) -> dict[str, str]:
             "TMPDIR": str(cache / "tmp"), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def measure(framework: str, variant: str, preset: str, timeout: float = 900) -> dict:
+def measure(framework: str, variant: str, preset: str, device: str = "cpu", timeout: float = 900) -> dict:
     """{"cold": {...}, "warm": {...}}: first_epoch and steady seconds of two fresh processes."""
     out = {}
     with tempfile.TemporaryDirectory(prefix="twinbench-startup-") as tmp:
         env = {**os.environ, **cache_env(Path(tmp)), "PYTHONPATH": str(ROOT)}
         for kind in ("cold", "warm"):
             began = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "bench.startup", framework, variant, preset], env=env,
+            done = subprocess.run([sys.executable, "-m", "bench.startup", framework, variant, preset, device], env=env,
                                   capture_output=True, text=True, timeout=timeout, cwd=ROOT)
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
             if done.returncode or not lines:
@@ -46,7 +46,7 @@ def measure(framework: str, variant: str, preset: str, timeout: float = 900) -> 
     return out
 
 
-def one_process(framework: str, variant: str, preset: str) -> dict:
+def one_process(framework: str, variant: str, preset: str, device: str = "cpu") -> dict:
     """In this (fresh) process: load the data, then time building the model and its first epoch
     (tracing and compilation included), then a second epoch (steady)."""
     import numpy as np
@@ -60,10 +60,10 @@ def one_process(framework: str, variant: str, preset: str) -> dict:
     x, y, x_eval, y_eval = datasets(spec)
     start = ref.start_weights(spec, spec.training.seed)
     if framework == "floor":
-        from bench.floor import Floor
+        from bench.measure import make_floor
         x2, order = np.ascontiguousarray(x.reshape(len(x), -1)), np.arange(len(x))
         t0 = time.perf_counter()
-        floor = Floor(spec, start)
+        floor = make_floor(spec, start, device)
         floor.train_epoch(x2, y, order)
         first = time.perf_counter() - t0
         steady = floor.train_epoch(x2, y, order)["seconds"]
@@ -71,7 +71,7 @@ def one_process(framework: str, variant: str, preset: str) -> dict:
         api = frameworks.get(framework).variant(variant)
         data = (x, y, x_eval[:1], y_eval[:1])
         t0 = time.perf_counter()
-        model = api.build_model(spec)
+        model = api.build_model(spec, device=device)
         api.set_weights(model, start)
         api.fit(model, spec, data, epochs=1)
         first = time.perf_counter() - t0
@@ -80,4 +80,4 @@ def one_process(framework: str, variant: str, preset: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(one_process(*sys.argv[1:4])), flush=True)
+    print(json.dumps(one_process(*sys.argv[1:5])), flush=True)

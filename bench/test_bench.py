@@ -49,9 +49,9 @@ def test_row(row: Row, settings: Settings, data_for, environment: dict, benchmar
         found = how(row, settings, spec, data_for(spec), benchmark)
         record.update(status="ok", **found, summary=summarize(found["examples"], found["epochs"]),
                       history=_history(found["epochs"]))
-        if settings.startup and (row.is_floor or row.variant == "fast") and row.device == "cpu":
+        if settings.startup and (row.is_floor or row.variant == "fast"):
             from bench import startup  # fresh processes, empty then warm compilation caches
-            record["startup"] = startup.measure(row.framework, row.variant, row.preset)
+            record["startup"] = startup.measure(row.framework, row.variant, row.preset, row.device)
         benchmark.extra_info.update(row=row.id, **record["summary"])
     except measure.Unavailable as exc:
         record.update(status="skipped" if isinstance(exc, measure.Skipped) else "unavailable", reason=str(exc))

@@ -1,51 +1,107 @@
 """The floors do the spec's training: their weights after a few updates match the float64
-reference (common.reference.train_step) at the benchmark gate's tolerance."""
+reference (common.reference.train_step) at the benchmark gate's tolerance, and so do the loss
+and accuracy they report. The C floors (bench.floor) always; the JAX floor (bench.floor_jax)
+on the CPU where jax is installed."""
 from __future__ import annotations
+
+import re
+import sys
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
 
+from bench.floor import Floor, unsupported
 from common import reference as ref
+from common.canonical import weight_shapes
+from common.compare import compare_sets
 from common.config import load_spec
 from common.data import epoch_permutation
+from common.tolerances import tol
 
-pytest.importorskip("numba")
-from bench.floor import Floor, unsupported  # noqa: E402
-from common.compare import compare_sets  # noqa: E402
-from common.tolerances import tol  # noqa: E402
+# (preset, whole batches, extra examples (a short last batch), inputs, hidden units): the presets'
+# shapes, then shapes no vector width or block size divides (795 = 49 x 16 + 8 + 3 = 24 x 32 + 16 + 11),
+# so the C loops' remainder paths run too, with AVX2's vectors of 8 floats or AVX-512's of 16
+CASES = [("conf1", 100, 0, 784, 25), ("conf5", 12, 0, 784, 25), ("conf5", 12, 37, 784, 25),
+         ("conf1", 60, 0, 795, 23), ("conf5", 6, 37, 795, 23)]
 
 
-def reference_steps(spec, w0, x, y, order, steps):
-    """The reference's weights after `steps` batches of x[order]."""
+def reference_run(spec, w0, x, y, order):
+    """The reference over x[order] batch by batch: (weights after, loss sum, correct count)."""
     w, state, bs = w0, ref.init_state(spec, w0), spec.training.batch_size
-    for s in range(steps):
-        idx = order[s * bs:(s + 1) * bs]
-        _, w, state = ref.train_step(spec, w, state, x[idx], y[idx])
-    return w
+    loss_sum, correct = 0.0, 0
+    for s in range(0, len(order), bs):
+        idx = order[s:s + bs]
+        correct += round(ref.evaluate(w, spec, x[idx], y[idx])[1] * len(idx))  # before the update
+        loss, w, state = ref.train_step(spec, w, state, x[idx], y[idx])
+        loss_sum += loss * len(idx)
+    return w, loss_sum, correct
 
 
-def small_data(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def small_data(n: int, seed: int = 3, inputs: int = 784) -> tuple[np.ndarray, np.ndarray]:
     """Standardized-looking float32 inputs and labels (the floor's math, not MNIST's)."""
     rng = np.random.default_rng(seed)
-    return rng.normal(0.0, 1.0, (n, 784)).astype(np.float32), rng.integers(0, 10, n).astype(np.int64)
+    return rng.normal(0.0, 1.0, (n, inputs)).astype(np.float32), rng.integers(0, 10, n).astype(np.int64)
 
 
-@pytest.mark.parametrize("preset,steps", [("conf1", 100), ("conf5", 12)])
-def test_floor_matches_reference(preset: str, steps: int) -> None:
-    spec = load_spec(preset)
-    n = steps * spec.training.batch_size
-    x, y = small_data(n)
+def shaped(spec, inputs: int, hidden: int):
+    """The spec with `hidden` units and `inputs` inputs (specs fix 784: a test-only subclass)."""
+    net = {f.name: getattr(spec.network, f.name) for f in fields(spec.network)} | {"hidden_units": hidden}
+    cls = type(spec.network)
+    if inputs != spec.network.input_units:
+        cls = type("OddInputs", (cls,), {"input_units": property(lambda self: inputs)})
+    return replace(spec, network=cls(**net))
+
+
+def start_weights(spec) -> dict[str, np.ndarray]:
+    """The preset's initial weights, or for other shapes uniform ones (biases too, not zero)."""
+    if spec.network.input_units == 784 and spec.network.hidden_units == 25:
+        return ref.init_weights(spec, spec.training.seed)
+    rng = np.random.default_rng(5)
+    return {k: rng.uniform(-0.1, 0.1, shape) for k, shape in weight_shapes(spec).items()}
+
+
+def assert_matches_reference(make_floor, preset: str, steps: int, extra: int, inputs: int, hidden: int) -> None:
+    """make_floor(spec, w0) trains `steps` batches (+ `extra` examples) like the reference."""
+    spec = shaped(load_spec(preset), inputs, hidden)
+    n = steps * spec.training.batch_size + extra
+    x, y = small_data(n, inputs=inputs)
     order = epoch_permutation(spec.training.seed, 0, n)
-    w0 = ref.init_weights(spec, spec.training.seed)
+    w0 = start_weights(spec)
     w0_32 = {k: v.astype(np.float32).astype(np.float64) for k, v in w0.items()}
-    floor = Floor(spec, w0)
-    floor.train_epoch(x, y, order)
-    want = reference_steps(spec, w0_32, x, y, order, steps)
+    floor = make_floor(spec, w0)
+    stats = floor.train_epoch(x, y, order)
+    want, want_loss, want_correct = reference_run(spec, w0_32, x, y, order)
     moved = max(float(np.max(np.abs(want[k] - w0_32[k]))) for k in want)
     worst, _ = compare_sets(floor.weights(), want, tol("float32", "gate"), scale=moved)
     assert worst.passed, f"{preset}: {worst.where}"
     broken = {k: v + (moved if k == "output/bias" else 0) for k, v in floor.weights().items()}
     assert not compare_sets(broken, want, tol("float32", "gate"), scale=moved)[0].passed  # the check can fail
+    assert stats["loss"] == pytest.approx(want_loss / n, rel=1e-4)
+    assert abs(stats["accuracy"] * n - want_correct) <= 1  # a float32 near-tie may flip one argmax
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
+def test_floor_matches_reference(case: tuple) -> None:
+    assert_matches_reference(Floor, *case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
+def test_jax_floor_matches_reference(case: tuple) -> None:
+    pytest.importorskip("jax")
+    from bench.floor_jax import JaxFloor
+    assert_matches_reference(lambda spec, w0: JaxFloor(spec, w0, "cpu"), *case)
+
+
+def test_jax_floor_says_why_not(monkeypatch) -> None:
+    from bench import floor_jax
+    monkeypatch.setitem(sys.modules, "jax", None)  # as if not installed: `import jax` raises ImportError
+    assert "jax is not installed" in floor_jax.unavailable("cuda")
+    with pytest.raises(ValueError, match="jax is not installed"):
+        floor_jax.JaxFloor(load_spec("conf1"), ref.init_weights(load_spec("conf1"), 0), "cpu")
+    conf4 = load_spec("conf4")
+    with pytest.raises(ValueError, match=re.escape(unsupported(conf4))):  # the preset is checked first
+        floor_jax.JaxFloor(conf4, ref.init_weights(conf4, 0), "cpu")
 
 
 def test_floor_learns_and_evaluates() -> None:
