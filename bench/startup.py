@@ -5,7 +5,7 @@ caches the cold run left (warm).
     python -m bench.startup tf fast conf1 [cpu|cuda]   # one fresh process: prints a JSON line
 
 `measure(row)` runs that twice in subprocesses sharing one new cache directory (inductor's
-caches for PyTorch, the persistent XLA cache for TensorFlow, the C floor's build), so
+caches for PyTorch, the C floor's build; TensorFlow keeps none), so
 "warm" is what a user's second run of the same command gets.
 """
 from __future__ import annotations

@@ -19,13 +19,15 @@ from common.history import Diverged
 
 def test_matrix_rows_and_targets() -> None:
     ids = [r.id for r in all_rows()]
-    assert len(ids) == len(set(ids)) == 2 + 2 * 2 * 2 * 2
-    assert ids[:2] == ["floor-conf1-cpu", "floor-conf5-cpu"] and "tf-book-conf1-cpu" in ids
-    assert by_id("torch-fast-conf5-cuda").target == 0.3 and by_id("tf-fast-conf1-cpu").target == 1.0
+    assert len(ids) == len(set(ids)) == 4 + 2 * 2 * 2 * 2
+    assert ids[:4] == ["floor-conf1-cpu", "floor-conf5-cpu", "floor-conf1-cuda", "floor-conf5-cuda"]
+    assert "tf-book-conf1-cpu" in ids
+    assert by_id("torch-fast-conf5-cuda").target == 0.035 and by_id("torch-fast-conf1-cuda").target == 0.65
+    assert by_id("tf-fast-conf1-cpu").target == 1.0
     assert by_id("tf-book-conf5-cpu").target is None and by_id("floor-conf1-cpu").target is None
     assert [r.id for r in select(all_rows(), "torch-*-conf5-*", "cpu")] == ["torch-book-conf5-cpu",
                                                                            "torch-fast-conf5-cpu"]
-    assert {r.id for r in select(all_rows(), "floor", "cuda")} == {"floor-conf1-cpu", "floor-conf5-cpu"}
+    assert {r.id for r in select(all_rows(), "floor", "cuda")} == {"floor-conf1-cuda", "floor-conf5-cuda"}
     with pytest.raises(ValueError):
         select(all_rows(), device="tpu")
 
