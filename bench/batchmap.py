@@ -71,7 +71,7 @@ def measure_point(fw: str, variant: str, batch_size: int, device: str, data: tup
 def points(sizes: list[int], device: str) -> list[tuple[str, str, int, str]]:
     """(framework, variant, batch size, device) of every point to measure here."""
     out = []
-    for dev in ("cpu", "cuda") if device == "all" else (device,):
+    for dev in ("cuda", "cpu") if device == "all" else (device,):  # the GPU's points first: the new ones
         for fw in frameworks.available():
             if frameworks.get(fw).device_unavailable(dev) is None:
                 out += [(fw, v, bs, dev) for v in frameworks.VARIANTS for bs in sizes]
@@ -91,15 +91,20 @@ def run(sizes: list[int], device: str, out: str | Path) -> dict:
     for k, (fw, variant, bs, dev) in enumerate(todo, 1):
         point = measure_point(fw, variant, bs, dev, data)
         result["points"].append(point)
-        write_json(out / "batch_map.json", result)
+        result["wall_seconds"] = time.perf_counter() - began
+        write(result, out)  # after every point: a run stopped early keeps what it measured
         print(f"[{k}/{len(todo)}] {fw} {variant} batch {bs} on {dev}: {point['seconds_per_epoch']:.3g} s/epoch, "
-              f"{point['examples_per_second']:,.0f} examples/s ({point['tier'] or 'book'})", file=sys.stderr, flush=True)
-    result["wall_seconds"] = time.perf_counter() - began
+              f"{point['examples_per_second']:,.0f} examples/s ({point['tier'] or 'book'})", file=sys.stderr,
+              flush=True)
+    return result
+
+
+def write(result: dict, out: Path) -> None:
+    """batch_map.json, .md and .png."""
+    from plots.batchmap import plot_batch_map
     write_json(out / "batch_map.json", result)
     write_text(out / "batch_map.md", table(result))
-    from plots.batchmap import plot_batch_map
     plot_batch_map(result, out / "batch_map.png")
-    return result
 
 
 def table(result: dict) -> str:

@@ -41,6 +41,8 @@ def data_for():
 
 
 @pytest.fixture(scope="session")
-def environment() -> dict:
+def environment(settings: Settings) -> dict:
+    """The machine and the frameworks the selected rows use (another framework is not loaded)."""
     import frameworks
-    return frameworks.describe()
+    used = tuple(name for name in frameworks.NAMES if any(r.framework == name for r in settings.rows()))
+    return frameworks.describe(used)

@@ -61,5 +61,5 @@ def configure(names: tuple[str, ...] = NAMES) -> list[str]:
     return [m for name in names for m in get(name).configure()]
 
 
-__all__ = ["Framework", "FrameworkMissing", "REGISTRY", "NAMES", "VARIANTS", "get", "all", "available", "skipped", "describe",
-           "configure"]
+__all__ = ["Framework", "FrameworkMissing", "REGISTRY", "NAMES", "VARIANTS", "get", "all", "available", "skipped",
+           "describe", "configure"]

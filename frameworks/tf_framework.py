@@ -1,12 +1,57 @@
 """TensorFlow 2 / Keras 3 in the registry."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import re
+import sys
+import tempfile
+from typing import Iterator
 
 import numpy as np
 
 from common.spec import Spec
 from frameworks.base import Framework
+
+
+# TF: a line of its C++ (absl) logging, or absl's notice that it logs to stderr before it is set up
+_NATIVE_LOG = re.compile(r"(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] |"
+                         r"WARNING: All log messages before absl::InitializeLog\(\) is called)")
+
+
+@contextlib.contextmanager
+def _native_logs_held_back() -> Iterator[None]:
+    """While inside, what is written to file descriptor 2 is held back; then every line but TF's
+    own log lines is passed on (Python's warnings too; its errors on a machine with an NVIDIA
+    driver). TF: while it loads and probes its devices it logs through absl before its log level
+    applies (CUDA drivers looked for and cuInit failing on a CPU machine, the oneDNN notice):
+    TF_CPP_MIN_LOG_LEVEL does not reach those lines."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            gpu_machine = os.path.exists("/dev/nvidiactl")  # there, an error while probing CUDA is real
+            kept = [line for line in held.read().decode(errors="replace").splitlines(keepends=True)
+                    if not _NATIVE_LOG.match(line) or (gpu_machine and line.startswith("E"))]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
+
+@functools.cache
+def _tensorflow():
+    """tensorflow, imported and its devices probed (once) with its start-up logging held back."""
+    with _native_logs_held_back():
+        import tensorflow as tf
+        tf.config.list_physical_devices()  # TF: where it looks for CUDA (and logs that it found none)
+    return tf
 
 
 class TensorFlow(Framework):
@@ -24,20 +69,22 @@ class TensorFlow(Framework):
     }
 
     def book(self):
+        _tensorflow()  # first, with its start-up logging held back
         import tf_impl
         return tf_impl
 
     def fast(self):
+        _tensorflow()
         import tf_impl.fast
         return tf_impl.fast
 
     def gpu_available(self) -> bool:
-        import tensorflow as tf
+        tf = _tensorflow()
         return bool(tf.config.list_physical_devices("GPU"))
 
     def synchronize(self, device: str) -> None:
         if device == "cuda":
-            import tensorflow as tf
+            tf = _tensorflow()
             sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
             sync() if sync else None
 
@@ -54,10 +101,9 @@ class TensorFlow(Framework):
     def _threads_now(self) -> list[str]:
         """TF: the thread pools are fixed when its runtime starts; if it started before configure,
         ask now and say so when it is too late."""
-        import sys
         if "tensorflow" not in sys.modules:
             return []
-        import tensorflow as tf
+        tf = _tensorflow()
         try:
             tf.config.threading.set_intra_op_parallelism_threads(1)
         except RuntimeError:  # TF: the runtime already runs with its own pools
@@ -67,17 +113,17 @@ class TensorFlow(Framework):
 
     def versions(self) -> dict:
         import keras
-        import tensorflow as tf
+        tf = _tensorflow()
         return {"version": tf.__version__, "keras": keras.__version__,
                 "gpus": [g.name for g in tf.config.list_physical_devices("GPU")], **self.threads()}
 
     def threads(self) -> dict:
-        import tensorflow as tf
+        tf = _tensorflow()
         return {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
 
     def set_threads(self, n: int) -> str | None:
-        import tensorflow as tf
+        tf = _tensorflow()
         try:
             tf.config.threading.set_intra_op_parallelism_threads(n)
             tf.config.threading.set_inter_op_parallelism_threads(n)
@@ -90,14 +136,14 @@ class TensorFlow(Framework):
         errors = [] if "tensorflow" not in __import__("sys").modules else \
             ["tensorflow was imported before the numerics were pinned: TF_ENABLE_ONEDNN_OPTS=0 may not apply"]
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
-        import tensorflow as tf
+        tf = _tensorflow()
         message = self.set_threads(1)  # a fixed reduction order
         errors += [message] if message else []
         tf.config.experimental.enable_tensor_float_32_execution(False)  # TF: TF32 is on by default on GPUs
         return errors
 
     def numerics(self) -> dict:
-        import tensorflow as tf
+        tf = _tensorflow()
         t = self.threads()
         return {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
                 "tf intra/inter op threads": (t["intra_op_threads"], t["inter_op_threads"]),
@@ -106,20 +152,20 @@ class TensorFlow(Framework):
     GPU_DEFAULTS = {"tf32": True, "deterministic": False}  # TF: TF32 on from Ampere on, unless disabled
 
     def set_gpu_numerics(self, tf32: bool, deterministic: bool) -> None:
-        import tensorflow as tf
+        tf = _tensorflow()
         tf.config.experimental.enable_tensor_float_32_execution(tf32)
         if deterministic:  # TF: once on, op determinism stays on for the process
             tf.config.experimental.enable_op_determinism()
 
     def logits(self, model, spec: Spec, x: np.ndarray) -> np.ndarray:
-        import tensorflow as tf
+        tf = _tensorflow()
         from tf_impl.model import device_name
         x = np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
         with tf.device(device_name(getattr(model, "device", "cpu"))):
             return np.asarray(model(x, training=False))
 
     def _layer(self, model, spec: Spec, name: str, u, y):
-        import tensorflow as tf
+        tf = _tensorflow()
         from tf_impl.losses import SpecLoss, one_hot
         if name == "loss":
             return SpecLoss(spec)(one_hot(spec, y), u), []
@@ -127,7 +173,7 @@ class TensorFlow(Framework):
         return layer(tf.reshape(u, (u.shape[0], -1)) if name == "hidden" else u, training=True), layer
 
     def _traced(self, model, spec: Spec, name: str, u: np.ndarray, y: np.ndarray, g=None):
-        import tensorflow as tf
+        tf = _tensorflow()
         book = self.book()
         kept = book.get_weights(model)  # TF: a BatchNormalization call in training mode moves its statistics
         with tf.device("/CPU:0"), tf.GradientTape() as tape:

@@ -8,50 +8,116 @@ import frameworks
 from common.config import SpecError
 from twinbench import commands
 
+DESCRIPTION = """One spec of the chapter-5 digit network (Ekman, Learning Deep Learning) drives matching
+TensorFlow/Keras 3 and PyTorch implementations. Parity tests check that they compute the same
+loss and gradients; benchmarks measure how fast and how accurate they are."""
+
+EXAMPLES = {
+    "data": ["twinbench data", "twinbench data --path ~/Downloads/mnist.npz"],
+    "config": ["twinbench config list", "twinbench config show conf5 > my.toml"],
+    "train": ["twinbench train --framework tf --config conf1 --epochs 6",
+              "twinbench train --framework torch --config conf5 --variant fast --canonical-start",
+              "twinbench train --framework tf --config conf1 --epochs 6 --json h.json --save w.npz",
+              "twinbench train --framework tf --config conf1 --epochs 6 --json h.json --save w.npz --resume"],
+    "compare": ["twinbench compare --config conf5 --epochs 3",
+                "twinbench compare --config my.toml --variant fast --plot both.png --json both.json"],
+    "evaluate": ["twinbench evaluate --framework torch --weights w.npz   # weights trained by either framework"],
+    "side-by-side": ["twinbench side-by-side train_step", "twinbench side-by-side --html twinbench.html"],
+}
+
+
+def examples(name: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
+
+
+def version() -> str:
+    """twinbench's version and the installed frameworks' (read from their metadata: nothing is imported)."""
+    from importlib import metadata
+    out = [f"twinbench {metadata.version('twinbench') if _installed('twinbench') else 'unknown'}"]
+    for package in ("tensorflow", "keras", "torch"):
+        out.append(f"{package} {metadata.version(package)}" if _installed(package) else f"{package}: not installed")
+    return ", ".join(out)
+
+
+def _installed(package: str) -> bool:
+    from importlib import metadata
+    try:
+        metadata.version(package)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def _sub(sub, name: str, helptext: str, description: str = ""):
+    import textwrap
+    return sub.add_parser(name, help=helptext, description=textwrap.fill(description or helptext, 88),
+                          epilog=examples(name), formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _run_options(t) -> None:
+    """The options train and compare share."""
+    t.add_argument("--config", default="conf1", help="preset name (conf1..conf5) or a TOML file (default conf1)")
+    t.add_argument("--variant", default="book", choices=list(frameworks.VARIANTS),
+                   help="book: the chapter's code (model.fit, a DataLoader loop); fast: the whole epoch compiled "
+                        "(default book)")
+    t.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="cuda: the GPU, an error if the framework sees none (default cpu)")
+    t.add_argument("--epochs", type=int, help="override the spec's training.epochs")
+    t.add_argument("--seed", type=int, help="override the spec's training.seed (initial weights and shuffle order)")
+    t.add_argument("--json", metavar="FILE", help="the history (spec, environment, status, every epoch) as JSON, "
+                                                  "rewritten after every epoch")
+    t.add_argument("--plot", metavar="FILE.png", help="write the learning curves as PNG")
+    t.add_argument("--quiet", action="store_true",
+                   help="no per-epoch lines or progress bars (the final result is still printed)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --json (or --save) file")
+
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="twinbench", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("data", help="fetch, verify and cache the real MNIST; report its source")
+    p = argparse.ArgumentParser(prog="twinbench", description=DESCRIPTION,
+                                epilog="`twinbench COMMAND --help` shows each command's options and examples.")
+    p.add_argument("--version", action="version", version=version(), help="twinbench's and the frameworks' versions")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    d = _sub(sub, "data", "fetch, verify and cache the real MNIST; report its source")
     d.add_argument("--path", help="a Keras-style mnist.npz or a directory of the four IDX .gz files")
     d.set_defaults(func=commands.cmd_data)
-    c = sub.add_parser("config", help="list presets or show a resolved spec")
-    c.add_argument("action", choices=["show", "list"])
-    c.add_argument("name", nargs="?", default="conf1", help="preset name or TOML path")
+    c = _sub(sub, "config", "list the presets or show a resolved spec, every value explicit (TOML)")
+    c.add_argument("action", choices=["show", "list"], help="list the presets, or show one spec")
+    c.add_argument("name", nargs="?", default="conf1", help="preset name or TOML path (default conf1)")
     c.set_defaults(func=commands.cmd_config)
-    for name, func, helptext in (("train", commands.cmd_train, "train one framework"),
-                                 ("compare", commands.cmd_compare, "train both from the same weights, side by side")):
-        t = sub.add_parser(name, help=helptext)
-        if name == "train":
-            t.add_argument("--framework", required=True, choices=list(frameworks.NAMES))
-            t.add_argument("--save", help="the checkpoint (weights, optimizer state, history), rewritten every epoch")
-            t.add_argument("--resume", action="store_true",
-                           help="continue the interrupted run whose checkpoint is --save (and history --json)")
-        t.add_argument("--json", help="the history (with spec, environment and status) as JSON, rewritten every epoch")
-        t.add_argument("--config", default="conf1", help="preset name or TOML path (default conf1)")
-        t.add_argument("--variant", default="book", choices=list(frameworks.VARIANTS))
-        t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-        t.add_argument("--epochs", type=int, help="override training.epochs")
-        t.add_argument("--seed", type=int, help="override training.seed")
-        t.add_argument("--plot", help="write the learning curves as PNG")
-        t.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")
-        t.set_defaults(func=func)
-    e = sub.add_parser("evaluate", help="evaluate a checkpoint saved by either framework")
-    e.add_argument("--framework", required=True, choices=list(frameworks.NAMES))
-    e.add_argument("--weights", required=True, help="a .npz written by `train --save`")
-    e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    e.add_argument("--json", help="write the result as JSON")
+    t = _sub(sub, "train", "train one framework", "Train one framework on the real MNIST. The weights start from "
+             "that framework's own initializers, seeded by training.seed, as the book's code does: TF and PyTorch "
+             "then start from different weights. --canonical-start starts from the canonical weights instead "
+             "(the same in both frameworks, as compare, experiment and bench do). The evaluation after each "
+             "epoch is on the test set (training.evaluation).")
+    t.add_argument("--framework", required=True, choices=list(frameworks.NAMES), help="tf (Keras 3) or torch")
+    _run_options(t)
+    t.add_argument("--canonical-start", action="store_true",
+                   help="start from the canonical initial weights of training.seed (the same in both frameworks)")
+    t.add_argument("--save", metavar="FILE.npz", help="the checkpoint (weights, optimizer state, history), "
+                                                      "rewritten after every epoch")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run whose checkpoint is --save (and history --json)")
+    t.set_defaults(func=commands.cmd_train)
+    t = _sub(sub, "compare", "train both frameworks from the same canonical weights, side by side")
+    _run_options(t)
+    t.set_defaults(func=commands.cmd_compare)
+    e = _sub(sub, "evaluate", "evaluate a checkpoint saved by either framework on the test set")
+    e.add_argument("--framework", required=True, choices=list(frameworks.NAMES), help="the framework to evaluate in")
+    e.add_argument("--weights", required=True, metavar="FILE.npz", help="a checkpoint written by `train --save`")
+    e.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default cpu")
+    e.add_argument("--json", metavar="FILE", help="write the result as JSON")
     e.set_defaults(func=commands.cmd_evaluate)
-    s = sub.add_parser("side-by-side", help="the two implementations in aligned columns")
-    s.add_argument("section", nargs="?", help="one section (for example train_step)")
-    s.add_argument("--html", help="write a self-contained HTML page instead")
+    s = _sub(sub, "side-by-side", "the two implementations in aligned columns (terminal or HTML)")
+    s.add_argument("section", nargs="?", help="one section (e.g. train_step or training.py::train_step); default all")
+    s.add_argument("--html", metavar="FILE", help="write one self-contained HTML page instead")
     s.add_argument("--width", type=int, help="terminal width (default: detected)")
     s.set_defaults(func=commands.cmd_side_by_side)
     from twinbench.diff import add_parser as add_diff
     from twinbench.experiment import add_parser as add_experiment
     add_diff(sub)
     add_experiment(sub)
-    sub.add_parser("bench", help="benchmarks: twinbench bench --help (see bench/README.md)")
+    sub.add_parser("bench", help="benchmarks: epoch time and accuracy, TF vs PyTorch, book vs fast "
+                                 "(`twinbench bench --help`)", add_help=False)
     return p
 
 

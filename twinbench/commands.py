@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from pathlib import Path
 
 import frameworks
-from common.config import describe, load_spec, preset_names, spec_to_dict, to_toml
+from common.config import SpecError, describe, load_spec, preset_names, spec_to_dict, to_toml
 from common.history import COMPLETE
 from twinbench import run
 
@@ -34,14 +35,29 @@ def spec_of(args):
     return dataclasses.replace(spec, training=dataclasses.replace(spec.training, **changes)) if changes else spec
 
 
+def refuse_overwrite(args) -> None:
+    """SpecError, before anything runs, when --save or --json names an existing file and neither
+    --resume nor --overwrite says what to do with it."""
+    if getattr(args, "resume", False) and args.overwrite:
+        raise SpecError("--resume and --overwrite: choose one (continue the saved run, or replace it)")
+    for flag, path in (("--save", getattr(args, "save", None)), ("--json", args.json)):
+        if path and Path(path).exists() and not (getattr(args, "resume", False) or args.overwrite):
+            raise SpecError(f"{flag} {path} exists: add --resume to continue that run or --overwrite to replace it")
+
+
 def cmd_train(args) -> None:
     spec = spec_of(args)
-    print(f"{args.framework} {args.variant} on {args.device}: {spec.name} - {spec.description or describe(spec)}",
-          flush=True)
+    refuse_overwrite(args)
+    start = "canonical initial weights" if args.canonical_start else f"{args.framework}'s own initializers"
+    print(f"{args.framework} {args.variant} on {args.device}: {spec.name} - {spec.description or describe(spec)} "
+          f"(from {start}, seed {spec.training.seed})", flush=True)
     if spec.training.k_folds:
         return train_folds(args, spec)
-    _, history = run.train(args.framework, spec, args.variant, args.device, quiet=args.quiet,
+    from common import reference
+    weights = reference.start_weights(spec, spec.training.seed) if args.canonical_start else None
+    _, history = run.train(args.framework, spec, args.variant, args.device, weights=weights, quiet=args.quiet,
                            json_path=args.json, save_path=args.save, resume=args.resume)
+    print(run.result_line(args.framework, args.variant, spec, history), flush=True)
     if args.plot:
         run.save_plot(args.framework, spec, history, args.variant, args.plot)
     for label, path in (("history", args.json), ("plot", args.plot), ("weights", args.save)):
@@ -83,6 +99,7 @@ def cmd_compare(args) -> None:
     from common import reference
     from common.data import datasets
     spec = spec_of(args)
+    refuse_overwrite(args)
     start = reference.start_weights(spec, spec.training.seed)
     data = datasets(spec)
     record = run.Record(args.json, {"spec": spec_to_dict(spec), "variant": args.variant, "device": args.device,

@@ -28,11 +28,26 @@ class RunStopped(Exception):
         self.exit_code = exit_code
 
 
-def epoch_line(row: dict, epochs: int) -> str:
-    """One line per epoch, the same for both frameworks."""
+def eval_label(spec: Spec) -> str:
+    """'test' when the evaluation after each epoch is on the test set, else 'val'."""
+    return "test" if spec.training.evaluation == "test" and not spec.training.k_folds else "val"
+
+
+def epoch_line(row: dict, epochs: int, label: str = "val") -> str:
+    """One line per epoch, the same for both frameworks; a fast fit's first epoch also says how
+    long building its epoch took (compiling, or loading from the compile cache), apart."""
+    built = f" - compile: {row['compile_seconds']:.1f}s" if "compile_seconds" in row else ""
     return (f"Epoch {row['epoch']}/{epochs} loss: {row['loss']:.4f} - acc: {row['accuracy']:.4f}"
-            f" - val_loss: {row['val_loss']:.4f} - val_acc: {row['val_accuracy']:.4f}"
-            f" - time: {row['seconds']:.1f}s")
+            f" - {label}_loss: {row['val_loss']:.4f} - {label}_acc: {row['val_accuracy']:.4f}"
+            f" - time: {row['seconds']:.1f}s{built}")
+
+
+def result_line(name: str, variant: str, spec: Spec, history: list[dict]) -> str:
+    """The run's result in one line (printed under --quiet too)."""
+    last, label = history[-1], eval_label(spec)
+    return (f"{name} {variant} {spec.name}: {len(history)} epochs, loss {last['loss']:.4f} - acc "
+            f"{last['accuracy']:.4f} - {label}_loss {last['val_loss']:.4f} - {label}_acc {last['val_accuracy']:.4f} "
+            f"({sum(r['seconds'] for r in history):.1f} s training)")
 
 
 def progress_bars(spec: Spec, n_train: int, enabled: bool | None = None):
@@ -127,8 +142,10 @@ def train(name: str, spec: Spec, variant: str = "book", device: str = "cpu", epo
             checkpoint.save(save_path, spec, api.get_weights(model), meta(name, variant, history),
                             api.get_optimizer_state(model, spec))
         if not quiet:
-            print(epoch_line(row, epochs), flush=True)
+            print(epoch_line(row, epochs, eval_label(spec)), flush=True)
 
+    if variant == "fast" and not quiet:
+        print("building the fast epoch: compiling it, or loading it from the compile cache...", flush=True)
     try:
         api.fit(model, spec, data, epochs=epochs, initial_epoch=len(history), on_epoch=on_epoch,
                 progress=None if quiet else progress_bars(spec, len(data[0])))

@@ -70,7 +70,17 @@ def final_accuracy(a, b) -> dict:
 
 def add_parser(sub) -> None:
     """The `diff` subcommand's arguments."""
-    d = sub.add_parser("diff", help="where and why two runs part: per step, per tensor, per layer, in bits")
+    import argparse
+    import textwrap
+    about = ("Run two sides from the same canonical weights on the same batches and compare every tensor after "
+             "every step; name the first step, tensor and layer beyond tolerance and the catalogue entries that "
+             "explain it.")
+    d = sub.add_parser("diff", help="where and why two runs part: per step, per tensor, per layer, in bits",
+                       description=textwrap.fill(about, 88), formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  twinbench diff tf:conf5 torch:conf5 --epochs 1 --html conf5.html   # the page to attach to a bug report
+  twinbench diff tf:conf5@float64 torch:conf5@float64
+  twinbench diff tf:conf1@float32 reference:conf1
+  twinbench diff tf:conf5 torch:torch-adam.toml --accuracy           # does the difference matter?""")
     d.add_argument("a", help="FRAMEWORK[:SPEC][@DTYPE], e.g. tf:conf5 or torch:my.toml@float64")
     d.add_argument("b", nargs="?", help="the other side (default: the float64 reference of A's spec)")
     how_long = d.add_mutually_exclusive_group()

@@ -31,13 +31,24 @@ def main(args) -> int | None:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     tasks = plan.plan(specs, fws, seeds, arms, args.variant, args.epochs, args.k_folds or 0, args.train_examples)
     out = Path(args.out)
+    if args.resume and args.overwrite:
+        raise SpecError("--resume and --overwrite: choose one (keep the finished runs, or make them again)")
+    done = [t for t in tasks if execute.outcome(out, t)]
+    if done and not (args.resume or args.overwrite):
+        raise SpecError(f"--out {out} holds {len(done)} finished runs of this experiment: add --resume to keep them "
+                        "and make the rest, or --overwrite to make them all again")
     print(f"twinbench experiment: {len(tasks)} runs ({', '.join(specs)} x {', '.join(fws)} x {len(seeds)} seeds; "
           f"arms {', '.join(arms)}; {args.variant} variant) -> {out}", file=sys.stderr, flush=True)
     began = time.perf_counter()
-    with execute.client_for(args.scheduler, args.workers) as client:
-        where = args.scheduler or f"a LocalCluster of {len(client.scheduler_info()['workers'])} workers"
-        print(f"running on {where}", file=sys.stderr, flush=True)
-        counts = execute.execute(tasks, client, out, args.resume, execute.progress(len(tasks)))
+    if args.resume and all(execute.finished(out, t) for t in tasks):
+        print(f"twinbench experiment: all {len(tasks)} runs are done already (--resume): nothing to run, "
+              "no cluster started", file=sys.stderr, flush=True)
+        counts = {"planned": len(tasks), "skipped": len(tasks), "ran": 0, "failed": 0}
+    else:
+        with execute.client_for(args.scheduler, args.workers) as client:
+            where = args.scheduler or f"a LocalCluster of {len(client.scheduler_info()['workers'])} workers"
+            print(f"running on {where}", file=sys.stderr, flush=True)
+            counts = execute.execute(tasks, client, out, args.resume, execute.progress(len(tasks)))
     wall = time.perf_counter() - began
     result = summary.summarize(summary.load_records(out), list(specs))
     result.update(runs=counts, wall_seconds=wall, command=" ".join(sys.argv), environment=frameworks.describe(),
@@ -58,8 +69,18 @@ def main(args) -> int | None:
 
 
 def add_parser(sub) -> None:
+    import argparse
+    import textwrap
+    about = ("Train each spec in both frameworks from seeds (the canonical initial weights and shuffle order of "
+             "each seed, the same in both), every run a Dask task; summarize the final test accuracy, the paired "
+             "differences and TOST equivalence.")
     e = sub.add_parser("experiment", help="the chapter's experiment: learning curves over seeds in both "
-                                          "frameworks, equivalence tested, on Dask")
+                                          "frameworks, equivalence tested, on Dask",
+                       description=textwrap.fill(about, 88), formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  twinbench experiment                                  # conf1..conf5, both frameworks, 10 seeds, 20 epochs
+  twinbench experiment conf5 my.toml --seeds 30 --scheduler tcp://10.0.0.5:8786
+  twinbench experiment conf1 --k-folds 5 --seeds 1      # k-fold validation accuracy, mean ± sd
+  twinbench experiment --variant book --resume --out runs/book""")
     e.add_argument("specs", nargs="*", help="preset names or TOML files (default conf1 ... conf5)")
     e.add_argument("--seeds", type=int, default=10, help="seeds per spec and framework (default 10)")
     e.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
@@ -75,5 +96,6 @@ def add_parser(sub) -> None:
     e.add_argument("--train-examples", type=int, help="train on the first N training images only (a quick look)")
     e.add_argument("--out", default="twinbench-experiment", help="results directory (default ./twinbench-experiment)")
     e.add_argument("--resume", action="store_true", help="skip the runs already finished with the same settings")
+    e.add_argument("--overwrite", action="store_true", help="make again the runs already finished in --out")
     e.set_defaults(func=main)
 

@@ -30,13 +30,19 @@ def run_path(out: str | Path, task: Task) -> Path:
     return Path(out) / "runs" / f"{task.key}.json"
 
 
-def finished(out: str | Path, task: Task) -> bool:
-    """--resume: the task's record exists, is complete (or diverged: an outcome) and matches."""
+def outcome(out: str | Path, task: Task) -> dict | None:
+    """The task's record when it is finished (complete, or diverged: an outcome), else None."""
     try:
         record = json.loads(run_path(out, task).read_text())
     except (OSError, ValueError):
-        return False
-    return record.get("status") in (COMPLETE, "diverged") and record.get("settings") == task.settings()
+        return None
+    return record if record.get("status") in (COMPLETE, "diverged") else None
+
+
+def finished(out: str | Path, task: Task) -> bool:
+    """--resume: the task's record is finished and was made with the same settings."""
+    record = outcome(out, task)
+    return record is not None and record.get("settings") == task.settings()
 
 
 @contextlib.contextmanager
