@@ -5,8 +5,16 @@ import os
 
 import numpy as np
 
+from common.environment import load_triton_first
 from common.spec import Spec
 from frameworks.base import Framework
+
+
+def _tensorflow():
+    """tensorflow, imported after triton's library where triton is installed (load_triton_first)."""
+    load_triton_first()
+    import tensorflow
+    return tensorflow
 
 
 class TensorFlow(Framework):
@@ -31,28 +39,28 @@ class TensorFlow(Framework):
         return tf_impl.fast
 
     def gpu_available(self) -> bool:
-        import tensorflow as tf
+        tf = _tensorflow()
         return bool(tf.config.list_physical_devices("GPU"))
 
     def synchronize(self, device: str) -> None:
         if device == "cuda":
-            import tensorflow as tf
+            tf = _tensorflow()
             sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
             sync() if sync else None
 
     def versions(self) -> dict:
+        tf = _tensorflow()
         import keras
-        import tensorflow as tf
         return {"version": tf.__version__, "keras": keras.__version__,
                 "gpus": [g.name for g in tf.config.list_physical_devices("GPU")], **self.threads()}
 
     def threads(self) -> dict:
-        import tensorflow as tf
+        tf = _tensorflow()
         return {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
 
     def set_threads(self, n: int) -> str | None:
-        import tensorflow as tf
+        tf = _tensorflow()
         try:
             tf.config.threading.set_intra_op_parallelism_threads(n)
             tf.config.threading.set_inter_op_parallelism_threads(n)
@@ -65,27 +73,27 @@ class TensorFlow(Framework):
         errors = [] if "tensorflow" not in __import__("sys").modules else \
             ["tensorflow was imported before the numerics were pinned: TF_ENABLE_ONEDNN_OPTS=0 may not apply"]
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
-        import tensorflow as tf
+        tf = _tensorflow()
         message = self.set_threads(1)  # a fixed reduction order
         errors += [message] if message else []
         tf.config.experimental.enable_tensor_float_32_execution(False)  # TF: TF32 is on by default on GPUs
         return errors
 
     def numerics(self) -> dict:
-        import tensorflow as tf
+        tf = _tensorflow()
         t = self.threads()
         return {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
                 "tf intra/inter op threads": (t["intra_op_threads"], t["inter_op_threads"]),
                 "tf tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled()}
 
     def logits(self, model, spec: Spec, x: np.ndarray) -> np.ndarray:
-        import tensorflow as tf
+        tf = _tensorflow()
         x = np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
         with tf.device("/CPU:0"):
             return np.asarray(model(x, training=False))
 
     def _layer(self, model, spec: Spec, name: str, u, y):
-        import tensorflow as tf
+        tf = _tensorflow()
         from tf_impl.losses import SpecLoss, one_hot
         if name == "loss":
             return SpecLoss(spec)(one_hot(spec, y), u), []
@@ -93,7 +101,7 @@ class TensorFlow(Framework):
         return layer(tf.reshape(u, (u.shape[0], -1)) if name == "hidden" else u, training=True), layer
 
     def _traced(self, model, spec: Spec, name: str, u: np.ndarray, y: np.ndarray, g=None):
-        import tensorflow as tf
+        tf = _tensorflow()
         book = self.book()
         kept = book.get_weights(model)  # TF: a BatchNormalization call in training mode moves its statistics
         with tf.device("/CPU:0"), tf.GradientTape() as tape:
