@@ -102,7 +102,8 @@ def coarser_dtype(actual, expected) -> np.dtype:
     """The dtype two arrays are compared in: the coarser of the two (a float32 run against the
     float64 reference is compared in float32)."""
     a, e = np.asarray(actual), np.asarray(expected)
-    return min((np.result_type(a, np.float32), np.result_type(e, np.float32)), key=lambda d: d.itemsize)
+    # dtypes, not arrays: numpy < 2 promotes a 0-d float64 array with float32 by its value, to float32
+    return min((np.result_type(a.dtype, np.float32), np.result_type(e.dtype, np.float32)), key=lambda d: d.itemsize)
 
 
 def scaled_bits(actual, expected, scale: float, dtype=None) -> float:

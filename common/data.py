@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass
 from http.client import HTTPException
@@ -127,9 +128,11 @@ def parse_csv(blob: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     if not header.startswith(b"label"):
         raise DataError(f"{name}: expected a header row starting with 'label', got {header[:30]!r}")
     try:  # np.fromstring(sep=" ") is ~50x faster than np.loadtxt here
-        values = np.fromstring(body.translate(bytes.maketrans(b",\r\n", b"   ")).decode("ascii"),
-                               dtype=np.int64, sep=" ")
-    except ValueError as exc:
+        with warnings.catch_warnings():  # numpy < 2 warns and returns what it read before a bad value
+            warnings.simplefilter("error", DeprecationWarning)
+            values = np.fromstring(body.translate(bytes.maketrans(b",\r\n", b"   ")).decode("ascii"),
+                                   dtype=np.int64, sep=" ")
+    except (ValueError, DeprecationWarning) as exc:
         raise DataError(f"{name}: not comma-separated integers: {exc}") from None
     if values.size == 0 or values.size % 785 or values.min() < 0 or values.max() > 255:
         raise DataError(f"{name}: expected rows of 785 values in 0..255 ({values.size} values)")

@@ -1,11 +1,14 @@
 """The machine a number was measured on: CPU, threads, commit, date, Python and numpy."""
 from __future__ import annotations
 
+import ctypes
 import datetime
 import functools
+import importlib.util
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +21,24 @@ def compile_cache_dir() -> Path:
         return Path(os.environ["TWINBENCH_COMPILE_CACHE"])
     from common.data import cache_dir
     return cache_dir() / "compile"
+
+
+def load_triton_first() -> None:
+    """Call before TensorFlow is imported. TF: TensorFlow 2.20+'s wheels load their library with
+    RTLD_GLOBAL, so triton's library (3.7+, which PyTorch's CUDA builds install and torch.compile
+    imports) loaded after it binds to TF's LLVM and crashes the process (SIGSEGV in its
+    initializers; tensorflow/tensorflow#124205). Loaded first, it keeps its own. Nothing happens
+    where triton is not installed (PyTorch's CPU builds) or TensorFlow is already loaded."""
+    if "tensorflow" in sys.modules or "triton" in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec("triton")  # where the package is, without importing it
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            library = Path(folder) / "_C" / "libtriton.so"
+            if library.exists():
+                ctypes.CDLL(str(library), mode=os.RTLD_NOW | os.RTLD_LOCAL)  # as Python's import loads it
+    except (ImportError, OSError, ValueError):
+        pass  # then as before: TF first, triton's library crashes if torch.compile loads it later
 
 
 def cpu_model() -> str:

@@ -11,6 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
+from common.environment import load_triton_first
 from common.spec import Spec
 from frameworks.base import Framework
 
@@ -47,7 +48,9 @@ def _native_logs_held_back() -> Iterator[None]:
 
 @functools.cache
 def _tensorflow():
-    """tensorflow, imported and its devices probed (once) with its start-up logging held back."""
+    """tensorflow, imported and its devices probed (once) with its start-up logging held back, after
+    triton's library where triton is installed (common.environment.load_triton_first)."""
+    load_triton_first()
     with _native_logs_held_back():
         import tensorflow as tf
         tf.config.list_physical_devices()  # TF: where it looks for CUDA (and logs that it found none)
@@ -112,8 +115,8 @@ class TensorFlow(Framework):
         return []
 
     def versions(self) -> dict:
-        import keras
         tf = _tensorflow()
+        import keras
         return {"version": tf.__version__, "keras": keras.__version__,
                 "gpus": [g.name for g in tf.config.list_physical_devices("GPU")], **self.threads()}
 

@@ -57,6 +57,7 @@ def train_batch(model: keras.Model, spec: Spec, xb: tf.Tensor, tb: tf.Tensor) ->
 def train_step(model: keras.Model, spec: Spec, x: np.ndarray, y: np.ndarray) -> float:
     """One optimizer step on one batch, the way `fit` takes it; returns the batch loss."""
     with tf.device(device_name(model.device)):
+        model.reset_metrics()  # TF: Keras < 3.15's train_on_batch reports the running mean over earlier calls
         logs = model.train_on_batch(as_inputs(spec, x), one_hot(spec, y), return_dict=True)
     return float(logs["loss"])
 
