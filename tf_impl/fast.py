@@ -38,14 +38,14 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
     key = (step_key(spec), n_examples)
     if key not in built:  # TF: the epoch closes over the model's variables; a new one is traced and compiled
         with tf.device(device_name(model.device)):
-            built[key] = first_working(compiled.tiers(model, spec, n_examples), "tf_impl.fast")
-    epoch, tier = built[key]
+            epoch, tier = first_working(compiled.tiers(model, spec, n_examples), "tf_impl.fast")
 
-    def run(x, t, order: np.ndarray) -> tuple[float, int]:
-        with tf.device(device_name(model.device)):
-            return epoch(x, t, order)
-    run.tier = tier
-    return run
+        def run(x, t, order: np.ndarray) -> tuple[float, int]:
+            with tf.device(device_name(model.device)):
+                return epoch(x, t, order)
+        run.tier = tier
+        built[key] = run
+    return built[key]
 
 
 # --- section: fit ---
