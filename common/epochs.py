@@ -39,9 +39,9 @@ def fit_epochs(spec: Spec, n: int, train_epoch: Callable[[np.ndarray, object], t
         info = {**prepare(), "compile_seconds": time.perf_counter() - start}
     history: list[dict] = []
     for epoch in range(initial_epoch, epochs or spec.training.epochs):
-        bar = progress(epoch) if progress else None
-        start = time.perf_counter()
-        loss, accuracy = train_epoch(epoch_order(spec, epoch, n), bar)
+        order, bar = epoch_order(spec, epoch, n), progress(epoch) if progress else None
+        start = time.perf_counter()  # the order is drawn before: `seconds` is training only
+        loss, accuracy = train_epoch(order, bar)
         seconds = time.perf_counter() - start
         bar.close() if bar else None
         val_loss, val_acc = evaluate()
