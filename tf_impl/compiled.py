@@ -20,7 +20,9 @@ from tf_impl.model import get_weights, set_weights
 from tf_impl.optimizers import get_optimizer_state, set_optimizer_state
 from tf_impl.training import as_inputs, train_batch
 
-UNROLL = 4  # TF: steps per while-loop iteration (1 step: conf1 +4% per epoch, bench/README)
+# TF: 4 steps per while-loop iteration where PyTorch's loops run 1: conf1 0.507 s/epoch against 0.520 s at
+# 1 step (median of 3 alternating processes, 2026-12-04), for 1 s more compile; conf5 the same either way
+UNROLL = 4
 
 # --- section: tiers ---
 
