@@ -13,10 +13,12 @@ at a time; every point is written to <out>/batch_map.json as it is measured.
 """
 from __future__ import annotations
 
+import logging
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import frameworks
 from bench.matrix import FULL_EPOCH
@@ -61,9 +63,9 @@ def measure_point(fw: str, variant: str, batch_size: int, device: str, data: tup
     run = (x[:n], y[:n], x_test[:1], y_test[:1])
     first = api.fit(model, spec, run, epochs=1)[0]
     seconds = [api.fit(model, spec, run, epochs=e + 2, initial_epoch=e + 1)[0]["seconds"] for e in range(rounds)]
-    per_epoch = statistics.median(seconds) * FULL_EPOCH / n
+    per_epoch = statistics.median(seconds) * FULL_EPOCH / len(run[0])
     return {"framework": fw, "variant": variant, "batch_size": batch_size, "device": device,
-            "tier": first.get("tier"), "examples": n, "seconds_per_epoch": per_epoch,
+            "tier": first.get("tier"), "examples": len(run[0]), "seconds_per_epoch": per_epoch,
             "examples_per_second": FULL_EPOCH / per_epoch, "first_epoch_seconds": first["seconds"]
             + first.get("compile_seconds", 0.0), "rounds": seconds}
 
@@ -89,7 +91,7 @@ def run(sizes: list[int], device: str, out: str | Path) -> dict:
     result = {"environment": frameworks.describe(frameworks.available()), "sizes": sizes, "points": []}
     began = time.perf_counter()
     for k, (fw, variant, bs, dev) in enumerate(todo, 1):
-        point = measure_point(fw, variant, bs, dev, data)
+        point = _quiet_retracing(lambda: measure_point(fw, variant, bs, dev, data))
         result["points"].append(point)
         result["wall_seconds"] = time.perf_counter() - began
         write(result, out)  # after every point: a run stopped early keeps what it measured
@@ -97,6 +99,22 @@ def run(sizes: list[int], device: str, out: str | Path) -> dict:
               f"{point['examples_per_second']:,.0f} examples/s ({point['tier'] or 'book'})", file=sys.stderr,
               flush=True)
     return result
+
+
+def _retraced(record: logging.LogRecord) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _quiet_retracing(measure: Callable[[], dict]) -> dict:
+    """measure(), without TF's warning that fit's train function was traced again.
+    TF: Keras's `fit` traces a train function per model and batch size, which the map changes on
+    purpose at every point; the warning would interleave with the progress lines."""
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(_retraced)
+    try:
+        return measure()
+    finally:
+        logger.removeFilter(_retraced)
 
 
 def write(result: dict, out: Path) -> None:
@@ -108,16 +126,20 @@ def write(result: dict, out: Path) -> None:
 
 
 def table(result: dict) -> str:
-    """Markdown: one row per (device, framework, variant), one column per batch size (examples/s)."""
+    """Markdown: one row per (device, framework, variant), one column per batch size; examples per
+    second, then seconds per 60,000-example epoch."""
     from tabulate import tabulate
     sizes = result["sizes"]
     keys = sorted({(p["device"], p["framework"], p["variant"]) for p in result["points"]})
     at = {(p["device"], p["framework"], p["variant"], p["batch_size"]): p for p in result["points"]}
-    rows = [[dev, fw, variant, *(f"{at[(dev, fw, variant, bs)]['examples_per_second']:,.0f}"
-                                 if (dev, fw, variant, bs) in at else "—" for bs in sizes)]
-            for dev, fw, variant in keys]
+    headers = ["device", "framework", "variant", *(f"batch {b}" for b in sizes)]
+
+    def grid(field: str, fmt: str) -> str:
+        rows = [[dev, fw, variant, *(format(at[(dev, fw, variant, bs)][field], fmt) if (dev, fw, variant, bs) in at
+                                     else "—" for bs in sizes)] for dev, fw, variant in keys]
+        return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     env = result.get("environment", {})
-    head = f"# The small-model map: conf5's network, examples per second\n\n{env.get('cpu', '')} · " \
+    head = f"# The small-model map: conf5's network at each batch size\n\n{env.get('cpu', '')} · " \
            f"{str(env.get('date', ''))[:10]} · commit {str(env.get('git_commit', ''))[:7]}\n\n"
-    return head + tabulate(rows, headers=["device", "framework", "variant", *(f"batch {b}" for b in sizes)],
-                           tablefmt="github") + "\n"
+    return (head + "Training examples per second:\n\n" + grid("examples_per_second", ",.0f")
+            + "\n\nSeconds per 60,000-example epoch:\n\n" + grid("seconds_per_epoch", ".3g") + "\n")
