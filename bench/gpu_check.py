@@ -70,8 +70,8 @@ def step(cmd: list[str], env: dict, limit: float, log: Path) -> str:
     return "ok" if code == 0 else f"exit {code}"
 
 
-def summary(out: Path, done: list[dict]) -> str:
-    """summary.md: the machine, each step, and each CUDA target met or not (from latest.json)."""
+def summary(out: Path, done: list[dict], device: str = "cuda") -> str:
+    """summary.md: the machine, each step, and each target of `device`'s rows met or not (from latest.json)."""
     latest = json.loads((out / "latest.json").read_text()) if (out / "latest.json").exists() else {}
     env = latest.get("environment", {})
     torch_env = env.get("torch", {}) if isinstance(env.get("torch"), dict) else {}
@@ -82,7 +82,7 @@ def summary(out: Path, done: list[dict]) -> str:
     lines += ["", "| row | s/epoch | target | met | start-up (warm <= steady + 3 s, cold <= 8 s) | x floor |",
               "|---|---|---|---|---|---|"]
     for r in latest.get("rows", []):
-        if r["row"].endswith("-cuda") and r.get("target") is not None:
+        if r["row"].endswith(f"-{device}") and r.get("target") is not None:
             median = f"{r['median']:.3g}" if r.get("median") else r.get("status", "—")
             x = f"{r['x_floor']:.1f}x" if r.get("x_floor") else "—"
             lines.append(f"| {r['row']} | {median} | {r['target']:g} | {r['met']} | {r['startup_met']} | {x} |")
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     done = run(args.device, out, args.budget)
-    text = summary(out, done)
+    text = summary(out, done, args.device)
     (out / "summary.md").write_text(text)
     print(text)
     return 0 if all(d["status"] == "ok" for d in done) else 1
