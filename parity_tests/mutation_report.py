@@ -7,8 +7,9 @@ unexplained. Reads mutmut's own result files under mutants/.
     python -m parity_tests.mutation_report --files fast --fraction 0.1 --out docs/mutation-fast.md
 
 A whole run is about 2 hours on 2 cores (each mutant runs the parity tests that reach it);
---fraction F tests the mutants whose number ends in one of 10*F seeded digits (the same
-mutants in every run over the same sources) and reports only those.
+--fraction F tests the mutants whose number ends in one of 10*F seeded digits (or, below a
+tenth, in one of 100*F seeded two-digit endings; the same mutants in every run over the same
+sources) and reports only those.
 """
 from __future__ import annotations
 
@@ -107,22 +108,37 @@ def module_patterns(files: str) -> list[str]:
 
 
 def sample_digits(fraction: float, seed: int) -> list[str]:
-    """The sample: mutants whose number ends in one of round(10 * fraction) seeded digits.
+    """The sample: mutants whose number ends in one of round(10 * fraction) seeded digits, or,
+    for a fraction that is not a whole number of tenths, in one of round(100 * fraction) seeded
+    two-digit endings ("07" is mutant 7, 107, ...).
 
     Chosen by name, so mutmut can be given the sample as patterns before it has named its
     mutants, and two runs over the same sources (before and after a change of the tests)
     try the same mutants."""
-    return sorted(random.Random(seed).sample("0123456789", max(1, round(10 * fraction))))
+    if abs(10 * fraction - round(10 * fraction)) < 1e-9:
+        return sorted(random.Random(seed).sample("0123456789", max(1, round(10 * fraction))))
+    return sorted(random.Random(seed).sample([f"{i:02d}" for i in range(100)], max(1, round(100 * fraction))))
 
 
 def in_sample(name: str, digits: list[str]) -> bool:
-    return name[-1] in digits
+    width = len(digits[0])
+    return f"{int(name.rsplit('_', 1)[1]):0{width}d}"[-width:] in digits
+
+
+def name_patterns(module: str, digits: list[str] | None) -> list[str]:
+    """mutmut's name patterns for the sample's mutants of `module` (a module pattern)."""
+    out = []
+    for d in digits or [""]:
+        out.append(f"{module}__mutmut_*{d}")
+        if len(d) == 2 and d[0] == "0" and d != "00":  # a one-digit mutant number: "07" is mutant 7
+            out.append(f"{module}__mutmut_{d[1]}")
+    return out
 
 
 def run_mutmut(digits: list[str] | None, max_children: int, files: str = "mapping") -> None:
     """mutmut itself: every mutant (digits None), or the sample's, as name patterns, of `files`."""
     cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
-    names = [f"{m}__mutmut_*{d}" for m in module_patterns(files) for d in digits or [""]]
+    names = [n for m in module_patterns(files) for n in name_patterns(m, digits)]
     subprocess.run([*cmd, *names], cwd=ROOT, check=True)
 
 
