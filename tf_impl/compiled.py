@@ -20,9 +20,14 @@ from tf_impl.model import get_weights, set_weights
 from tf_impl.optimizers import get_optimizer_state, set_optimizer_state
 from tf_impl.training import as_inputs, train_batch
 
-# TF: 4 steps per while-loop iteration where PyTorch's loops run 1: conf1 0.507 s/epoch against 0.520 s at
-# 1 step (median of 3 alternating processes, 2026-12-04), for 1 s more compile; conf5 the same either way
-UNROLL = 4
+# TF: 4 steps per loop iteration below batch 32, where PyTorch's loops run 1: conf1 0.26 s/epoch against 0.28 s
+# at 1 step, for 0.4 s more compile; at batch 64 no faster, for 0.8 s more (bench/README.md, "Tiers")
+UNROLL_BELOW_BATCH, UNROLL = 32, 4
+
+
+def _unroll(spec: Spec) -> int:
+    return UNROLL if spec.training.batch_size < UNROLL_BELOW_BATCH else 1
+
 
 # --- section: tiers ---
 
@@ -67,9 +72,9 @@ def epoch_function(model: keras.Model, spec: Spec, n_examples: int, jit: bool) -
                 loss, c = _counted(model, spec, tf.slice(x, [j, 0, 0], [bs, 28, 28]), tf.slice(t, [j, 0], [bs, -1]))
                 loss_sum, correct = loss_sum + loss, correct + c
             return i + steps, loss_sum, correct
-        state = (0, zero, zero)
-        if UNROLL > 1:
-            state = tf.while_loop(lambda i, *_: i + UNROLL <= n_steps, lambda *a: body(*a, steps=UNROLL), state)
+        state, steps = (0, zero, zero), _unroll(spec)
+        if steps > 1:
+            state = tf.while_loop(lambda i, *_: i + steps <= n_steps, lambda *a: body(*a, steps=steps), state)
         _, loss_sum, correct = tf.while_loop(lambda i, *_: i < n_steps, body, state)
         if tail:  # the last, smaller batch, in a whole epoch only
             def with_tail():
