@@ -56,7 +56,9 @@ def run_study(out: str | Path, records: dict[str, dict], spec: Spec, data: tuple
             continue
         row = fastest_gated(records, fw, spec.name)
         if row is None:
-            study["frameworks"][fw] = {"reason": f"no measured {spec.name} row of {fw} passed the parity gate"}
+            ran = any(r.get("framework") == fw and r.get("preset") == spec.name for r in records.values())
+            study["frameworks"][fw] = {"reason": f"no measured {spec.name} row of {fw} passed the parity gate" if ran
+                                       else f"no {spec.name} row of {fw} in this run"}
             continue
         runs = []
         for seed in seeds:
