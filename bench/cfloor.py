@@ -18,10 +18,10 @@ CSRC = Path(__file__).with_name("csrc")
 # Each unit: its source files (concatenated, in order, into one translation unit) and the C
 # function it exports (cffi's declarations).
 UNITS = {
-    "conf1": (("conf1_epoch.c",), """void conf1_epoch(float *w1t, float *b1, float *w2, float *b2, const float *x,
+    "conf1": (("vectors.c", "conf1_epoch.c"), """void conf1_epoch(float *w1t, float *b1, float *w2, float *b2, const float *x,
         const int64_t *y, const int64_t *order, int64_t n, int64_t d_in, int64_t hid, int64_t k_out, float lr,
         double *loss_sum, int64_t *correct);"""),
-    "conf5": (("conf5_hidden.c", "conf5_epoch.c"), """void conf5_epoch(float *w1t, float *b1, float *w2, float *b2, float *moments,
+    "conf5": (("vectors.c", "conf5_hidden.c", "conf5_epoch.c"), """void conf5_epoch(float *w1t, float *b1, float *w2, float *b2, float *moments,
         int64_t *step, const float *x, const int64_t *y, const int64_t *order, int64_t n, int64_t batch,
         int64_t d_in, int64_t hid, int64_t k_out, double lr, double beta_1, double beta_2, float eps,
         double *loss_sum, int64_t *correct);"""),

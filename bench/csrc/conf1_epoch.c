@@ -5,25 +5,10 @@
  *
  * W1 is swept once per example, not twice: the sweep that applies example s's update to a row
  * also takes that updated row's dot product with example s+1, which is the next forward pass
- * (the same arithmetic as updating everything, then starting the next example). */
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-
-#if defined(__AVX512F__)
-#define VL 16 /* floats per vector: the widest registers -march=native gives */
-#elif defined(__AVX__)
-#define VL 8
-#else
-#define VL 4
-#endif
-typedef float vf __attribute__((vector_size(VL * 4)));
-#define INLINE static inline __attribute__((always_inline))
+ * (the same arithmetic as updating everything, then starting the next example). The unit starts
+ * with vectors.c. */
 #define RJ 5 /* rows of W1 per sweep block: each load of the two examples serves all of them */
 
-INLINE vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
-INLINE void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
-INLINE float hsum(vf v) { float s = 0.0f; for (int l = 0; l < VL; ++l) s += v[l]; return s; }
 /* Keeps a loaded vector in a register: otherwise the compiler folds its load into each of the
  * block's FMAs that use it, and the loop runs out of load slots before it runs out of stores. */
 #if defined(__x86_64__)

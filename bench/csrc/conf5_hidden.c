@@ -1,31 +1,14 @@
-/* The conf5 floor, part 1 of 2 (conf5_epoch.c follows it in one unit): the hidden layer's two
- * large products and Adam. The hidden kernel and its moments are taken transposed, (hidden, in)
- * row-major, so both products run along 784 contiguous floats: x W1 as blocks of 2 examples x 5
- * units held in vector registers, and x^T dz1 as blocks of 5 units x 2 vectors of inputs whose
- * sums go straight into Adam's update (that gradient never goes to memory). The examples are
- * read in place through the order, not gathered. Per-example values are laid out (unit, example)
- * so the small layer's loops (conf5_epoch.c) vectorize across the batch. */
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#if defined(__AVX512F__)
-#define VL 16 /* floats per vector: the widest registers -march=native gives */
-#elif defined(__AVX__)
-#define VL 8
-#else
-#define VL 4
-#endif
-typedef float vf __attribute__((vector_size(VL * 4)));
-#define INLINE static inline __attribute__((always_inline))
+/* The conf5 floor, part 1 of 2 (after vectors.c; conf5_epoch.c follows it in one unit): the
+ * hidden layer's two large products and Adam. The hidden kernel and its moments are taken
+ * transposed, (hidden, in) row-major, so both products run along 784 contiguous floats: x W1 as
+ * blocks of 2 examples x 5 units held in vector registers, and x^T dz1 as blocks of 5 units x 2
+ * vectors of inputs whose sums go straight into Adam's update (that gradient never goes to
+ * memory). The examples are read in place through the order, not gathered. Per-example values
+ * are laid out (unit, example) so the small layer's loops (conf5_epoch.c) vectorize across the
+ * batch. */
 #define RB 2 /* examples per block of x W1 */
 #define JB 5 /* hidden units per block of both products */
 #define DB 2 /* input vectors per block of x^T dz1 */
-
-INLINE vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
-INLINE void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
-INLINE float hsum(vf v) { float s = 0.0f; for (int l = 0; l < VL; ++l) s += v[l]; return s; }
 
 typedef struct { float alpha, b1, b2, eps; } Adam;
 
