@@ -127,6 +127,8 @@ def cold_conf1(tmp_path_factory) -> tuple[str, Path, str]:
     import subprocess
     import sys
     from torch_impl import _tuned
+    if _tuned.unavailable("cpu"):  # a module fixture: set up before the autouse one that skips
+        pytest.skip(f"tuned tier: {_tuned.unavailable('cpu')}")
     if "cpp.vec_isa_ok" not in _tuned.options():
         pytest.skip("ATen's vector ISA is not AVX2/AVX512, or TORCHINDUCTOR_VEC_ISA_OK is set: inductor probes")
     where = tmp_path_factory.mktemp("cold")

@@ -39,7 +39,7 @@ def tiers(model: torch.nn.Module, spec: Spec, n_examples: int) -> list[Tier]:
 
     def public(how: str) -> Callable[[], Callable]:
         return lambda: epoch_of(check(_step.make_loop(how, spec, trace(), device)))
-    cpu_loop = device == "cpu" and hasattr(torch, "while_loop")  # PT: public from torch 2.x (README's table)
+    cpu_loop = device == "cpu" and hasattr(torch, "while_loop")  # PT: public from torch 2.5 (README's table)
     return [Tier("tuned", lambda: epoch_of(_tuned.build(model, spec, n_examples, trace, check)),
                  lambda: _tuned.unavailable(device), TRACE),
             Tier("loop", public("loop"), lambda: _unless(cpu_loop, "a CPU loop on torch.while_loop"), TRACE),
