@@ -147,10 +147,11 @@ def _add_alpha_(a, b, alpha=1):
 
 # The loop around the traced step, written once. These functions run with the globals of a
 # namespace (`bind`: STEP, the traced step, BS and N_C), so that the tuned tier can save a
-# compiled loop that names only what a new process can import (torch_impl._tuned).
+# compiled loop that names only what a new process can import (torch_impl._tuned). mutmut leaves
+# them as they are: its rewrite would make them look up its own helpers in that namespace.
 
 
-def one_step(i, order2d, x, t, loss_sum, correct, state):
+def one_step(i, order2d, x, t, loss_sum, correct, state):  # pragma: no mutate block
     """Step number i (a device tensor): gather the batch and the step's scalars on device,
     update in place. state: the mutables, then the scalar tables."""
     rows = order2d.index_select(0, i.reshape(1)).reshape(BS)  # noqa: F821
@@ -160,14 +161,14 @@ def one_step(i, order2d, x, t, loss_sum, correct, state):
     correct.add_(c)
 
 
-def loop_eager(n_steps, order2d, x, t, loss_sum, correct, *state):
+def loop_eager(n_steps, order2d, x, t, loss_sum, correct, *state):  # pragma: no mutate block
     i = torch.zeros((), dtype=torch.int64, device=x.device)
     for _ in range(int(n_steps)):
         one_step(i, order2d, x, t, loss_sum, correct, state)
         i.add_(1)
 
 
-def loop_while(n_steps, order2d, x, t, loss_sum, correct, *state):
+def loop_while(n_steps, order2d, x, t, loss_sum, correct, *state):  # pragma: no mutate block
     """The steps as one `torch.while_loop` (under torch.compile: no Python per step)."""
     def body(i):
         one_step(i, order2d, x, t, loss_sum, correct, state)
