@@ -217,11 +217,47 @@ def test_torch_cuda_graphs_loop_runs_on_cpu_and_under_no_grad():
     from torch_impl.losses import one_hot
     from torch_impl.training import as_inputs
     from common.epochs import epoch_order
-    loss_sum, correct = epoch(as_inputs(spec, data[0]), one_hot(spec, data[1]), epoch_order(spec, 0, N_TAIL))
+    xs, ts = as_inputs(spec, data[0]), one_hot(spec, data[1])
+    loss_sum, correct = epoch(xs, ts, epoch_order(spec, 0, N_TAIL))
     rw, rs, losses, hits = H.ref_epoch(spec, w, data[0], data[1])
     H.assert_close(H.impl("torch").get_weights(model), rw, "float32", "trajectory", "graphs loop vs oracle weights")
     H.assert_close(H.impl("torch").get_optimizer_state(model, spec), rs, "float32", "state", "graphs loop state")
     H.assert_close(loss_sum / N_TAIL, float(np.mean(losses)), "float32", "loss", "graphs loop epoch loss")
+    # a second epoch replays the graphs captured for these tensors: its sums start from zero again
+    twin = H.impl("torch").build_model(spec, seed=1)
+    H.impl("torch").set_weights(twin, w)
+    plain = compiled.epoch_function(twin, spec, N_TAIL, _step.make_loop("eager", spec, _step.trace(twin, spec, False),
+                                                                         "cpu"))
+    plain(xs, ts, epoch_order(spec, 0, N_TAIL))
+    got, want = epoch(xs, ts, epoch_order(spec, 1, N_TAIL)), plain(xs, ts, epoch_order(spec, 1, N_TAIL))
+    H.assert_close(got[0] / N_TAIL, want[0] / N_TAIL, "float32", "loss", "graphs loop second epoch loss")
+
+
+def test_torch_models_of_one_spec_share_the_built_loop(monkeypatch):
+    """A second model of the same spec runs the loop the first one built (the loop takes the
+    model's tensors as inputs): nothing is built again, the book's steps do not stand in, and
+    it trains the second model like the oracle."""
+    import torch_impl.fast as fast
+    from common.epochs import epoch_order
+    from torch_impl import compiled
+    from torch_impl.losses import one_hot
+    from torch_impl.training import as_inputs
+    monkeypatch.setattr(fast, "_LOOPS", {})
+    spec = VARIANTS["adam-keras-float32"]
+    first = fast.compile_epoch(H.impl("torch").build_model(spec, seed=1), spec, N_TAIL)
+
+    def again(*_):
+        raise AssertionError("built again")
+    monkeypatch.setattr(compiled, "tiers", again)
+    monkeypatch.setattr(compiled, "book_epoch", again)
+    model, w = H.impl("torch").build_model(spec, seed=2), H.canonical_weights(spec, 46)
+    H.impl("torch").set_weights(model, w)
+    second = fast.compile_epoch(model, spec, N_TAIL)
+    assert second.tier == first.tier != "book"
+    data = epoch_data(spec, N_TAIL)
+    second(as_inputs(spec, data[0]), one_hot(spec, data[1]), epoch_order(spec, 0, N_TAIL))
+    rw = H.ref_epoch(spec, w, data[0], data[1])[0]
+    H.assert_close(H.impl("torch").get_weights(model), rw, "float32", "trajectory", "shared loop vs oracle weights")
 
 
 def test_torch_fast_on_cuda_replays_cuda_graphs():
