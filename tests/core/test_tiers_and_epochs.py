@@ -100,6 +100,10 @@ def test_the_self_check_names_what_disagrees() -> None:
     assert disagreement(spec, start, doubled, want).startswith("weights")
     assert disagreement(spec, start, After(want.weights, {"m": np.zeros(3)}, 10.0, 4), want).startswith("optimizer")
     assert "correct 3 vs 4" in disagreement(spec, start, After(want.weights, want.state, 10.0, 3), want)
+    nan, w_nan = float("nan"), {"w": np.full(3, np.nan, np.float32)}
+    diverged = After(w_nan, {"m": np.full(3, np.nan, np.float32)}, nan, 4)
+    assert disagreement(spec, start, After(w_nan, diverged.state, nan, 3), diverged) is None  # argmax over NaN
+    assert "loss sum" in disagreement(spec, start, After(w_nan, diverged.state, 1.0, 4), diverged)
     x, labels, order = check_data(spec, 200, 2)
     assert x.shape == (200, 784) and x.dtype == np.float32 and np.any(x[:128]) and not np.any(x[128:])
     assert list(order) == list(range(200)) and labels.max() < 10
