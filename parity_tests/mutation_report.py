@@ -41,6 +41,18 @@ SCOPE = {"mapping": "the mapping code (model, losses, optimizers, training)",
                  "_graphs.py and the tuned tier torch_impl/_tuned/)"}
 # survivor (mutant name, or the function's name prefix) -> why a test cannot or need not kill it
 EXPLAINED: dict[str, str] = {
+    "torch_impl._step.x_scalar_tables__mutmut_5":
+        "the step counts made as int64 instead of the count's dtype: adding the count promotes them back, and counts "
+        "below 2^53 are exact either way",
+    "torch_impl._step.x_make_loop__mutmut_33":
+        "fullgraph=False for the compiled step: the same graph, as the step has no graph break (the loop tier "
+        "compiles the same step with fullgraph=True)",
+    "torch_impl._step.x_bind__mutmut_5":
+        "a dead default (every namespace given to bind already holds torch): the line is gone since",
+    "torch_impl._step.x__small_addmm__mutmut_5":
+        "addmm decomposed whatever its beta and alpha: the step's addmm calls all have 1, so the sample's tests could "
+        "not see it; test_torch_small_matmuls_decompose_only_what_they_mean, added after the sample ran, kills it "
+        "(checked by hand)",
     "torch_impl._step.x__trace__mutmut_97":
         "the example scalars traced as float32 0-d tensors whatever the spec's dtype: make_fx records no dtype for "
         "them (a 0-d tensor does not promote the other operand), so the traced step is the same; the float64 fast "

@@ -233,6 +233,22 @@ def test_torch_cuda_graphs_loop_runs_on_cpu_and_under_no_grad():
     H.assert_close(got[0] / N_TAIL, want[0] / N_TAIL, "float32", "loss", "graphs loop second epoch loss")
 
 
+def test_torch_small_matmuls_decompose_only_what_they_mean():
+    """The traced step's batch-1 decompositions: mm with a size-1 dimension as a broadcast
+    product (the same numbers), addmm only with beta = alpha = 1, other shapes left to BLAS."""
+    import torch
+
+    from torch_impl import _step
+    g = torch.Generator().manual_seed(0)
+    a, b, bias = torch.randn(1, 5, generator=g), torch.randn(5, 3, generator=g), torch.randn(3, generator=g)
+    torch.testing.assert_close(_step._small_mm(a, b), a @ b)
+    torch.testing.assert_close(_step._small_mm(b.T, a.T), b.T @ a.T)
+    torch.testing.assert_close(_step._small_addmm(bias, a, b), torch.addmm(bias, a, b))
+    assert _step._small_addmm(bias, a, b, beta=2) is NotImplemented
+    assert _step._small_addmm(bias, a, b, alpha=0.5) is NotImplemented
+    assert _step._small_mm(torch.randn(2, 5, generator=g), b) is NotImplemented
+
+
 def test_torch_models_of_one_spec_share_the_built_loop(monkeypatch):
     """A second model of the same spec runs the loop the first one built (the loop takes the
     model's tensors as inputs): nothing is built again, the book's steps do not stand in, and

@@ -181,7 +181,6 @@ def loop_while(n_steps, order2d, x, t, loss_sum, correct, *state):  # pragma: no
 def bind(namespace: dict) -> types.SimpleNamespace:
     """one_step, loop_eager and loop_while running with `namespace` as their globals (it holds
     STEP, BS, N_C, torch), each with its own code object (torch.compile caches per code object)."""
-    namespace.setdefault("torch", torch)
     fns = {fn.__name__: fn for fn in (one_step, loop_eager, loop_while)}
     bound = {name: types.FunctionType(fn.__code__.replace(), namespace, name, fn.__defaults__, fn.__closure__)
              for name, fn in fns.items()}
