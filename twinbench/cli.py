@@ -32,20 +32,17 @@ def examples(name: str) -> str:
 
 def version() -> str:
     """twinbench's version and the installed frameworks' (read from their metadata: nothing is imported)."""
-    from importlib import metadata
-    out = [f"twinbench {metadata.version('twinbench') if _installed('twinbench') else 'unknown'}"]
-    for package in ("tensorflow", "keras", "torch"):
-        out.append(f"{package} {metadata.version(package)}" if _installed(package) else f"{package}: not installed")
-    return ", ".join(out)
+    found = {package: _installed_version(package) for package in ("twinbench", "tensorflow", "keras", "torch")}
+    return ", ".join([f"twinbench {found.pop('twinbench') or 'unknown'}"] +
+                     [f"{package} {v}" if v else f"{package}: not installed" for package, v in found.items()])
 
 
-def _installed(package: str) -> bool:
+def _installed_version(package: str) -> str | None:
     from importlib import metadata
     try:
-        metadata.version(package)
-        return True
+        return metadata.version(package)
     except metadata.PackageNotFoundError:
-        return False
+        return None
 
 
 def _sub(sub, name: str, helptext: str, description: str = ""):

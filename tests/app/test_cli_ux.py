@@ -40,6 +40,16 @@ def test_version_names_twinbench_and_the_frameworks(capsys):
     assert re.match(r"twinbench \d+\.\d+\.\d+, tensorflow \S+, keras \S+, torch \S+", out), out
 
 
+def test_version_names_a_framework_that_is_not_installed(monkeypatch):
+    from importlib import metadata
+
+    from twinbench import cli
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda p: (_ for _ in ()).throw(metadata.PackageNotFoundError(p))
+                        if p in ("tensorflow", "twinbench") else real(p))
+    assert re.fullmatch(r"twinbench unknown, tensorflow: not installed, keras \S+, torch \S+", cli.version())
+
+
 def test_quiet_prints_the_result_line_only(capsys):
     assert main(["train", "--framework", "torch", "--config", "conf5", "--epochs", "1", "--quiet"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
