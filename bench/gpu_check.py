@@ -4,8 +4,9 @@ no TensorFlow (PyTorch only is enough), reading MNIST from $KERAS_HOME/datasets/
 
     KERAS_HOME=.gpu/keras python -m bench.gpu_check --out bench/results/cuda   # about 6 minutes
 
-Each step runs in a process of its own with what is left of the budget; a step that does
-not fit is recorded as skipped, with the reason. Results: <out>/rows/*.json, latest.md and
+Each step runs in a process of its own with its share of what is left of the budget; a step
+that overruns it is stopped and recorded as such. Ctrl-C is passed on to the running step (the
+benchmark keeps its finished rows), and the summary says where the check stopped. Results: <out>/rows/*.json, latest.md and
 .json (the CUDA rows), parity.txt, gpu_defaults.json, batch_map.{json,md,png}, and
 summary.md with each GPU target met or not met. `--device cpu` runs the same steps on the
 CPU, to try the script where there is no GPU.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = "1,8,64,256,1024"
+INTERRUPTED = "interrupted (Ctrl-C)"
 
 
 def steps(device: str, out: Path) -> list[tuple[str, list[str], float]]:
@@ -50,9 +52,14 @@ def run(device: str, out: Path, budget: float) -> list[dict]:
         limit = left * share / sum(s for *_, s in plan[k:])
         print(f"gpu_check: {name} (up to {limit:.0f} s): {' '.join(cmd[2:])}", flush=True)
         start = time.perf_counter()
-        status = step(cmd, env, limit, out / f"{name.replace(' ', '_')}.txt")
+        try:
+            status = step(cmd, env, limit, out / f"{name.replace(' ', '_')}.txt")
+        except KeyboardInterrupt:  # the steps' files stay; the summary says where it stopped
+            status = INTERRUPTED
         done.append({"step": name, "status": status, "seconds": round(time.perf_counter() - start, 1)})
         print(f"gpu_check: {name}: {status} in {done[-1]['seconds']} s", flush=True)
+        if status == INTERRUPTED:
+            break
     return done
 
 
@@ -67,6 +74,10 @@ def step(cmd: list[str], env: dict, limit: float, log: Path) -> str:
             os.killpg(proc.pid, signal.SIGKILL)  # its own processes too (start-up runs, Dask workers)
             proc.wait()
             return f"stopped at its {limit:.0f} s share of the budget"
+        except KeyboardInterrupt:  # a session of its own does not get the terminal's Ctrl-C: pass it on
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait()
+            raise
     return "ok" if code == 0 else f"exit {code}"
 
 
@@ -101,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     text = summary(out, done, args.device)
     (out / "summary.md").write_text(text)
     print(text)
+    if done and done[-1]["status"] == INTERRUPTED:
+        return 130
     return 0 if all(d["status"] == "ok" for d in done) else 1
 
 

@@ -64,3 +64,23 @@ def test_summary_names_the_card_and_each_target(tmp_path):
 def test_summary_without_results_says_no_gpu(tmp_path):
     text = gpu_check.summary(tmp_path, [{"step": "fast rows and floors", "status": "exit 1", "seconds": 3.0}])
     assert "no GPU · torch ?" in text and "| fast rows and floors | exit 1 | 3.0 |" in text
+
+
+def test_ctrl_c_reaches_the_step_and_stops_the_check(tmp_path, monkeypatch):
+    """A step runs in a session of its own, which the terminal's Ctrl-C does not reach: the check
+    passes it on (the benchmark keeps its finished rows), records where it stopped, runs no more."""
+    import os
+    import signal
+    import threading
+    py, child = sys.executable, tmp_path / "child.pid"
+    code = (f"import signal, sys, time; signal.signal(signal.SIGINT, lambda *a: (open({str(child)!r} + '.int', 'w'),"
+            f" sys.exit(130))); open({str(child)!r}, 'w').write('1'); time.sleep(60)")
+    threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    monkeypatch.setattr(gpu_check, "steps", lambda device, out: [("one", [py, "-c", code], 0.5),
+                                                                 ("two", [py, "-c", "print('ran')"], 0.5)])
+    began = time.perf_counter()
+    done = gpu_check.run("cpu", tmp_path, 60)
+    assert time.perf_counter() - began < 20
+    assert [d["step"] for d in done] == ["one"] and done[0]["status"] == gpu_check.INTERRUPTED
+    assert (tmp_path / "child.pid.int").exists()  # the step got the Ctrl-C itself
+    assert not (tmp_path / "two.txt").exists()
