@@ -75,11 +75,16 @@ def test_ctrl_c_reaches_the_step_and_stops_the_check(tmp_path, monkeypatch):
     py, child = sys.executable, tmp_path / "child.pid"
     code = (f"import signal, sys, time; signal.signal(signal.SIGINT, lambda *a: (open({str(child)!r} + '.int', 'w'),"
             f" sys.exit(130))); open({str(child)!r}, 'w').write('1'); time.sleep(60)")
-    threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT)).start()
     monkeypatch.setattr(gpu_check, "steps", lambda device, out: [("one", [py, "-c", code], 0.5),
                                                                  ("two", [py, "-c", "print('ran')"], 0.5)])
-    began = time.perf_counter()
-    done = gpu_check.run("cpu", tmp_path, 60)
+    # as in a terminal: Ctrl-C raises KeyboardInterrupt (a process started in the background ignores it)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        began = time.perf_counter()
+        done = gpu_check.run("cpu", tmp_path, 60)
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert time.perf_counter() - began < 20
     assert [d["step"] for d in done] == ["one"] and done[0]["status"] == gpu_check.INTERRUPTED
     assert (tmp_path / "child.pid.int").exists()  # the step got the Ctrl-C itself
