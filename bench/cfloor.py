@@ -1,18 +1,20 @@
 """The C floors (bench/csrc/*.c), each built once with cffi and cached by the hash of its source,
-its declarations, the flags, the CPU and the Python version (in the twinbench compile cache, not
-the repository)."""
+its declarations, the flags, what -march=native means to this compiler on this CPU, the
+compiler's version and the Python version (in the twinbench compile cache, not the repository)."""
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import functools
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from common.environment import compile_cache_dir, cpu_model
+from common.environment import compile_cache_dir
 
 CSRC = Path(__file__).with_name("csrc")
 # Each unit: its source files (concatenated, in order, into one translation unit) and the C
@@ -36,6 +38,20 @@ class CFloorUnavailable(RuntimeError):
     """No C compiler (or cffi) to build the floor with; the message says which."""
 
 
+@functools.cache
+def native_target() -> str:
+    """What the compiler makes of -march=native here: its version line and every target option it
+    resolves (gcc -Q --help=target), so a build is keyed by the instructions it may use, not by
+    the CPU's name. CFloorUnavailable without a compiler."""
+    cc = os.environ.get("CC", "gcc")
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+        target = subprocess.run([cc, *FLAGS, "-Q", "--help=target"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise CFloorUnavailable(f"no C compiler to build the floor with ({cc}: {exc})") from None
+    return (version.splitlines() or [""])[0] + "\n" + target.stdout
+
+
 def cache_dir() -> Path:
     """cfloor/ in the compile cache (common.environment.compile_cache_dir)."""
     return compile_cache_dir() / "cfloor"
@@ -51,7 +67,7 @@ def load(unit: str):
         raise CFloorUnavailable(f"cffi is not installed ({exc})") from None
     files, cdef = UNITS[unit]
     source = "\n".join(f'#line 1 "{f}"\n' + (CSRC / f).read_text() for f in files)
-    key = "\n".join([source, cdef, *FLAGS, cpu_model(), sys.version, cffi.__version__])
+    key = "\n".join([source, cdef, *FLAGS, native_target(), sys.version, cffi.__version__])
     name = f"_twinbench_cfloor_{unit}_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     where = cache_dir()
     built = next(where.glob(f"{name}*.so"), None) if where.is_dir() else None

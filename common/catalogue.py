@@ -18,42 +18,42 @@ ENTRIES: dict[str, tuple[str, str, str, str, str]] = {
         "The default epsilon of Adam differs by a factor of ten.",
         "`keras.optimizers.Adam(epsilon=1e-7)`",
         "`torch.optim.Adam(eps=1e-8)`",
-        "`optimizer.epsilon` (default 1e-7) passed explicitly: `tf_impl/optimizers.py` make_optimizer, "
-        "`torch_impl/optimizers.py` `_adam`."),
+        "`optimizer.epsilon` (default 1e-7) passed explicitly by both frameworks' make_optimizer "
+        "(`*/optimizers.py`)."),
     "adam-epsilon-placement": (
         "Adam epsilon placement",
         "Keras adds epsilon to sqrt(v) before the bias correction (\"epsilon hat\"), PyTorch after it.",
         "`w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`",
         "`w -= lr * m_hat / (sqrt(v_hat) + eps)` (Kingma & Ba, Algorithm 1)",
-        "`optimizer.epsilon_convention` keras|paper: `tf_impl/optimizers.py` PaperAdam, "
-        "`torch_impl/optimizers.py` `_adam` (both forms written out)."),
+        "`optimizer.epsilon_convention` keras|paper: each framework's own Adam for its own form; a spec rule for "
+        "the other (`tf_impl/optimizers.py` PaperAdam, `torch_impl/optimizers.py` SpecOptimizer `_adam`)."),
     "rmsprop-epsilon-placement": (
         "RMSprop epsilon placement",
         "Keras adds epsilon inside the square root, PyTorch outside.",
         "`w -= lr * g / sqrt(v + eps)`",
         "`w -= lr * g / (sqrt(v) + eps)`",
-        "`optimizer.epsilon_placement`: `tf_impl/optimizers.py` OutsideSqrtRMSprop, "
-        "`torch_impl/optimizers.py` `_rmsprop` (both placements written out)."),
+        "`optimizer.epsilon_placement`: each framework's own RMSprop for its own placement; a spec rule for the "
+        "other (`tf_impl/optimizers.py` OutsideSqrtRMSprop, `torch_impl/optimizers.py` SpecOptimizer `_rmsprop`)."),
     "adagrad-epsilon-placement": (
         "Adagrad epsilon placement",
         "Keras adds epsilon inside the square root, PyTorch outside (and defaults it to 1e-10).",
         "`w -= lr * g / sqrt(acc + eps)`, eps 1e-7",
         "`w -= lr * g / (sqrt(acc) + eps)`, eps 1e-10",
-        "`optimizer.epsilon_placement`: `tf_impl/optimizers.py` OutsideSqrtAdagrad, "
-        "`torch_impl/optimizers.py` `_adagrad` (both placements written out)."),
+        "`optimizer.epsilon_placement`: each framework's own Adagrad for its own placement; a spec rule for the "
+        "other (`tf_impl/optimizers.py` OutsideSqrtAdagrad, `torch_impl/optimizers.py` SpecOptimizer `_adagrad`)."),
     "adagrad-initial-accumulator": (
         "Adagrad initial accumulator",
         "The accumulator of squared gradients starts at 0.1 in Keras, at 0 in PyTorch.",
         "`initial_accumulator_value=0.1`",
         "`initial_accumulator_value=0`",
-        "`optimizer.initial_accumulator` (default 0.1): Keras's constructor; `torch_impl/optimizers.py` "
-        "SpecOptimizer starts its accumulators there."),
+        "`optimizer.initial_accumulator` (default 0.1) passed to both constructors "
+        "(`initial_accumulator_value`; the spec rule's SpecOptimizer starts there too)."),
     "rmsprop-rho": (
         "RMSprop decay rate",
         "The decay of the squared-gradient average is 0.9 in Keras (`rho`), 0.99 in PyTorch (`alpha`).",
         "`rho=0.9`",
         "`alpha=0.99`",
-        "`optimizer.rho`: Keras's `rho`; `torch_impl/optimizers.py` `_rmsprop`."),
+        "`optimizer.rho`: Keras's `rho`, torch.optim.RMSprop's `alpha` (`torch_impl/optimizers.py` make_optimizer)."),
     "bn-momentum": (
         "BatchNorm momentum convention",
         "Keras's momentum weights the old moving value, PyTorch's weights the new batch statistic.",
@@ -124,8 +124,8 @@ ENTRIES: dict[str, tuple[str, str, str, str, str]] = {
         "same while lr is constant, different once it changes.",
         "`v = m v - lr g; w += v`",
         "`b = m b + g; w -= lr b`",
-        "the spec's learning rate is constant within a run, and `torch_impl/optimizers.py` `_sgd` keeps "
-        "Keras's velocity form, so the state is the same too."),
+        "the spec's learning rate is constant within a run, so torch.optim.SGD computes the spec's updates; "
+        "its buffer b is reported as the canonical velocity -lr b (`torch_impl/optimizers.py`)."),
     "keras-float32-hyperparameters": (
         "Keras float32 hyperparameters in float64 runs",
         "Keras stores a Python-float learning rate in a floatx (float32) variable and casts Python-float "

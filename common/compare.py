@@ -145,3 +145,29 @@ def worst_of(comparisons) -> Comparison:
     top = max(items, key=lambda c: c.ratio)
     return Comparison(top.ratio, top.where, max(c.max_abs for c in items), max(c.max_rel for c in items),
                       min(c.bits for c in items), sum(c.size for c in items))
+
+
+def compare_state(actual: dict, expected: dict, t: Tol, equal_nan: bool = False) -> tuple[Comparison, dict[str, Comparison]]:
+    """Two optimizer states in the canonical layout (`<slot>/<weight>`, `step`): the step count
+    exactly, and each slot (m, v, velocity, ...) at the scale of its own largest entry, not the
+    set's (a step count of 50 in the scale would let Adam's v, ~1e-4, be anything)."""
+    if sorted(actual) != sorted(expected):
+        return compare_sets(actual, expected, t)
+    each: dict[str, Comparison] = {}
+    for slot in sorted({n.split("/", 1)[0] for n in expected}):
+        names = [n for n in expected if n.split("/", 1)[0] == slot]
+        if slot == "step":
+            each.update({n: _exactly(actual[n], expected[n], n) for n in names})
+        else:
+            each.update(compare_sets({n: actual[n] for n in names}, {n: expected[n] for n in names}, t,
+                                     equal_nan=equal_nan)[1])
+    return worst_of(each.values()), each
+
+
+def _exactly(actual, expected, name: str) -> Comparison:
+    """A count compared exactly: ratio 0 when equal, inf when not."""
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if a.shape == e.shape and np.array_equal(a, e):
+        return Comparison(0.0, "", 0.0, 0.0, 53.0, int(e.size))
+    return Comparison(float("inf"), f"{name}: actual {a!r}, expected {e!r} (a count: compared exactly)",
+                      float("inf"), float("inf"), 0.0, int(e.size))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import datetime
 import functools
+import hashlib
 import importlib.util
 import os
 import platform
@@ -41,15 +42,66 @@ def load_triton_first() -> None:
         pass  # then as before: TF first, triton's library crashes if torch.compile loads it later
 
 
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+# The CPU flags a figure is recorded with: the vector extensions compiled code may use
+SIMD_PREFIXES = ("sse", "ssse", "avx", "amx", "fma", "f16c", "bmi", "vaes", "vpclmul", "gfni")
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
     try:
+        fields = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+        return fields
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return {}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one). Not an identity: two CPUs
+    of different families and vector extensions may both say "AMD EPYC" (cpu_info, cpu_key)."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+@functools.cache
+def cpu_info() -> dict:
+    """What a figure's CPU is: vendor, family, model, stepping, model name, its SIMD flags (the
+    vector extensions: avx2, avx512f, amx_*, ...), logical cores and the cores this process may use."""
+    info = _cpuinfo()
+    flags = info.get("flags", info.get("Features", "")).split()
+    number = lambda key: int(info[key], 0) if info.get(key, "").strip().isdigit() else info.get(key)  # noqa: E731
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"vendor": info.get("vendor_id", platform.machine()), "family": number("cpu family"),
+            "model": number("model"), "stepping": number("stepping"), "model_name": cpu_model(),
+            "simd": sorted(f for f in flags if f.startswith(SIMD_PREFIXES)), "logical_cores": os.cpu_count(),
+            "usable_cores": usable}
+
+
+@functools.cache
+def cpu_key() -> str:
+    """What makes compiled code valid on this CPU, as a short hash for cache keys: vendor,
+    family, model, stepping and every flag (a cache shared by two machines that both say "AMD
+    EPYC", one with AVX-512 and one without, must not hand one the other's code)."""
+    info = _cpuinfo()
+    what = [platform.machine(), *(info.get(k, "") for k in ("vendor_id", "cpu family", "model", "stepping")),
+            " ".join(sorted(info.get("flags", info.get("Features", "")).split()))]
+    return hashlib.sha256("\n".join(what).encode()).hexdigest()[:16]
+
+
+def cpu_line(info: dict | None = None) -> str:
+    """One line naming the CPU: model name, family/model/stepping and its widest vector extensions."""
+    info = info or cpu_info()
+    simd = set(info.get("simd") or [])
+    widest = [f for f in ("avx512f", "avx2", "amx_tile") if f in simd] or ["no AVX2"]
+    return (f"{info.get('model_name')} (family {info.get('family')} model {info.get('model')} stepping "
+            f"{info.get('stepping')}; {', '.join(widest)}; {info.get('logical_cores')} logical cores)")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
 
 
 @functools.cache
@@ -58,12 +110,28 @@ def git_commit() -> str:
     process, so a run that rewrites tracked files (the benchmark's results) records the
     state it started from when it asks before writing."""
     try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True,  # noqa: E731
-                                        timeout=10).stdout.strip()
-        commit = run("rev-parse", "HEAD")
-        return commit + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+        commit = _git("rev-parse", "HEAD")
+        return commit + ("+dirty" if changed_files() else "") if commit else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def changed_files() -> list[str]:
+    """The tracked files whose content differs from the commit (staged or not), repository-relative;
+    [] outside a git checkout."""
+    try:
+        lines = _git("status", "--porcelain", "--untracked-files=no").splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line[3:].split(" -> ")[-1] for line in lines if line.strip()]
+
+
+def git_diff() -> str:
+    """`git diff HEAD` of the tracked files (what a run on a changed tree ran, beside its commit)."""
+    try:
+        return subprocess.run(["git", "diff", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def describe() -> dict:
@@ -71,7 +139,7 @@ def describe() -> dict:
     variables, numpy. The frameworks' versions come from the registry (frameworks.describe)."""
     env = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "git_commit": git_commit(), "python": platform.python_version(), "platform": platform.platform(),
-           "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+           "cpu": cpu_model(), "cpu_info": cpu_info(), "cpu_count": os.cpu_count(),
            "threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                                                         "TF_ENABLE_ONEDNN_OPTS") if k in os.environ}}
     import numpy

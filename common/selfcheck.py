@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.compare import compare_sets
+from common.compare import compare_sets, compare_state
 from common.spec import Spec
 from common.tolerances import tol
 
@@ -41,13 +41,14 @@ def check_data(spec: Spec, n_examples: int, k: int) -> tuple[np.ndarray, np.ndar
 def disagreement(spec: Spec, start: dict, got: After, want: After) -> str | None:
     """Why `got` (the compiled steps) differs from `want` (the book's), or None when they
     agree up to rounding: weights within the self-check tolerance of how far the book moved
-    them, optimizer state of its largest entry, the loss sum to 1e-4, the count exactly."""
+    them, the step count exactly and each optimizer slot at its own scale (compare_state), the
+    loss sum to 1e-4, the count exactly."""
+    t = tol(spec.training.dtype, "self-check")
     moved = {k: v - start[k] for k, v in want.weights.items()}
-    for what, a, b, scaled in (("weights", got.weights, want.weights, moved), ("optimizer state", got.state,
-                                                                               want.state, want.state)):
-        scale = max((float(np.nanmax(np.abs(v))) for v in scaled.values() if np.size(v) and not np.all(np.isnan(v))),
-                    default=0.0)
-        worst, _ = compare_sets(a, b, tol(spec.training.dtype, "self-check"), scale, equal_nan=True)
+    scale = max((float(np.nanmax(np.abs(v))) for v in moved.values() if np.size(v) and not np.all(np.isnan(v))),
+                default=0.0)
+    for what, (worst, _) in (("weights", compare_sets(got.weights, want.weights, t, scale, equal_nan=True)),
+                             ("optimizer state", compare_state(got.state, want.state, t, equal_nan=True))):
         if not worst.passed:
             return f"{what}: {worst.where}"
     both_nan = bool(np.isnan(got.loss_sum) and np.isnan(want.loss_sum))

@@ -13,7 +13,7 @@ VARIANTS = ("book", "fast")
 class FrameworkMissing(RuntimeError):
     """A framework asked for is not installed here; the message names the package."""
 API = ("build_model", "get_weights", "set_weights", "loss_and_gradients", "train_step", "evaluate", "fit",
-       "get_optimizer_state", "set_optimizer_state")
+       "get_optimizer_state", "set_optimizer_state", "describe_optimizer")
 
 
 class Framework:

@@ -41,10 +41,12 @@ class PyTorch(Framework):
             torch.cuda.synchronize()
 
     def configure(self) -> list[str]:
-        from common.environment import compile_cache_dir
+        from common.environment import compile_cache_dir, cpu_key
         # PT: inductor's caches (FX graphs, AOT autograd, compiled code) in the twinbench cache, so a
-        # new process loads a compiled epoch instead of compiling it again (read when inductor compiles)
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir() / "inductor"))
+        # new process loads a compiled epoch instead of compiling it again (read when inductor compiles);
+        # one folder per CPU (common.environment.cpu_key): a cache shared by machines never hands one
+        # code built for another's vector extensions
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir() / "inductor" / cpu_key()))
         return []
 
     def versions(self) -> dict:

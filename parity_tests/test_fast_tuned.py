@@ -257,3 +257,16 @@ def test_a_patch_of_inductor_that_fails_to_start_leaves_nothing_installed():
         d["cuda"] = "registered meanwhile"
         assert d["cpu"] == "ours"
     assert d == {"cpu": "theirs", "cuda": "registered meanwhile"}
+
+
+def test_saved_loops_are_keyed_by_the_cpus_flags(monkeypatch: pytest.MonkeyPatch):
+    """A compile cache shared by machines (CI's, a Dask cluster's) holds each CPU's loops apart:
+    the key takes the CPU's flags (common.environment.cpu_key), not its name."""
+    from torch_impl._tuned import saved
+    here = saved.key("step", 60_000)
+    saved._sources_hash.cache_clear()
+    monkeypatch.setattr(saved, "cpu_key", lambda: "another CPU, same model name")
+    try:
+        assert saved.key("step", 60_000) != here
+    finally:
+        saved._sources_hash.cache_clear()

@@ -1,4 +1,5 @@
-"""The spec's optimizer in Keras 3: built-ins where their formula is the spec's.
+"""The spec's optimizer in Keras 3: keras.optimizers' own class wherever its formula is the
+spec's, a spec rule (a subclass below) only where Keras has no such form.
 
 `update` (Keras's `apply`) is what the book's `fit` and tf_impl.fast's compiled loop
 both call: one formula, two speeds.
@@ -71,24 +72,46 @@ class OutsideSqrtRMSprop(keras.optimizers.RMSprop):
 # --- section: make_optimizer ---
 
 
+def own_class(spec: Spec) -> type[keras.optimizers.Optimizer] | None:
+    """keras.optimizers' class whose formula is the spec optimizer's, or None (a spec rule runs)."""
+    o, k = spec.optimizer, keras.optimizers
+    if o.name == "sgd":
+        return k.SGD
+    if o.name == "adam":
+        return k.Adam if o.epsilon_convention == "keras" else None
+    inside = o.epsilon_placement == "inside_sqrt"
+    return (k.Adagrad if o.name == "adagrad" else k.RMSprop) if inside else None
+
+
+_RULE_CLASSES = {"adam": PaperAdam, "adagrad": OutsideSqrtAdagrad, "rmsprop": OutsideSqrtRMSprop}
+
+
 def make_optimizer(spec: Spec) -> keras.optimizers.Optimizer:
-    """The spec's optimizer with every hyperparameter passed explicitly."""
+    """The spec's optimizer with every hyperparameter passed explicitly: keras.optimizers' class
+    where it has the spec's form, else the spec rule's class above."""
     # TF: Keras casts Python floats through float32 (tf.cast, the Constant initializer of Adagrad's
     # accumulator); float64 scalars keep float64 runs exact
     c = np.float64 if spec.training.dtype == "float64" else float
-    o, k = spec.optimizer, keras.optimizers
+    o = spec.optimizer
+    cls = own_class(spec) or _RULE_CLASSES[o.name]
     lr = lambda: c(o.learning_rate)  # noqa: E731  TF: a float would become a float32 variable (floatx)
     if o.name == "sgd":
-        return k.SGD(learning_rate=lr, momentum=c(o.momentum), nesterov=o.nesterov)
+        return cls(learning_rate=lr, momentum=c(o.momentum), nesterov=o.nesterov)
     if o.name == "adagrad":
-        cls = k.Adagrad if o.epsilon_placement == "inside_sqrt" else OutsideSqrtAdagrad
-        return cls(learning_rate=lr, initial_accumulator_value=c(o.initial_accumulator),
-                   epsilon=c(o.epsilon))
+        return cls(learning_rate=lr, initial_accumulator_value=c(o.initial_accumulator), epsilon=c(o.epsilon))
     if o.name == "rmsprop":
-        cls = k.RMSprop if o.epsilon_placement == "inside_sqrt" else OutsideSqrtRMSprop
         return cls(learning_rate=lr, rho=c(o.rho), momentum=0.0, epsilon=c(o.epsilon), centered=o.centered)
-    cls = k.Adam if o.epsilon_convention == "keras" else PaperAdam
     return cls(learning_rate=lr, beta_1=c(o.beta_1), beta_2=c(o.beta_2), epsilon=c(o.epsilon), amsgrad=False)
+
+
+def describe_optimizer(spec: Spec) -> str:
+    """Which optimizer runs, for records and reports: keras.optimizers' class, or the spec rule and why."""
+    cls = own_class(spec)
+    if cls:
+        return f"keras.optimizers.{cls.__name__}"
+    o = spec.optimizer
+    form = "the paper's epsilon form" if o.name == "adam" else "epsilon outside the root (PyTorch's form)"
+    return f"spec rule, {o.name} with {form} (keras.optimizers has none)"
 
 
 # --- section: get_optimizer_state ---

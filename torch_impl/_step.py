@@ -2,9 +2,9 @@
 epochs, and the loop written once around it (PyTorch only: TF traces its step inside
 `tf.function`, so this private module stands on one side of the mirror).
 
-The step is the book's: forward, SpecLoss, autograd and the optimizer's own `update` and
-`_step_scalars` (what SpecOptimizer.step applies), applied in place to the model's
-parameters, buffers and optimizer state. No update formula lives here.
+The step is the book's: forward, SpecLoss, autograd and the book optimizer's own step
+(torch_impl._optim.step: torch.optim's class, or the spec rule), applied in place to the
+model's parameters, buffers and optimizer state. No update formula lives here.
 """
 from __future__ import annotations
 
@@ -16,22 +16,20 @@ from typing import Callable, Iterator
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from common import canonical
 from common.spec import Spec
 from common.tiers import Unmet
 from torch_impl.losses import SpecLoss
-from torch_impl.optimizers import _step_scalars, update
+from torch_impl import _optim
+from torch_impl.optimizers import _step_scalars
 
 aten = torch.ops.aten
 
 
 def mutables(model: torch.nn.Module) -> list[torch.Tensor]:
-    """Everything a step updates in place: parameters, buffers, optimizer slots (slot-major)
-    and the optimizer's step count."""
-    opt, params = model.optimizer, [p for _, p in model.named_parameters()]
-    slots = canonical.slot_names(opt.spec)
-    return [p.detach() for p in params] + list(model.buffers()) + [opt.state[p][k] for k in slots for p in params] \
-        + [opt.t]
+    """Everything a step updates in place: parameters, buffers and the optimizer's state
+    (torch_impl._optim.state_tensors; the spec rule's step count last)."""
+    params = [p for _, p in model.named_parameters()]
+    return [p.detach() for p in params] + list(model.buffers()) + _optim.state_tensors(model)
 
 
 def scalar_names(spec: Spec) -> list[str]:
@@ -43,6 +41,8 @@ def scalar_tables(spec: Spec, t: torch.Tensor, n_steps: int) -> list[torch.Tenso
     """The optimizer's step scalars of the next n_steps steps after step count t, one value per
     step. PT: computed before the loop, so a step reads one number: inductor inlines a 0-d value
     into each consumer's loop, and Adam's step size (two pows, a sqrt) ran once per weight element."""
+    if not scalar_names(spec):
+        return []
     steps = t + torch.arange(1, n_steps + 1, dtype=t.dtype, device=t.device)
     return list(_step_scalars(spec, steps).values())
 
@@ -88,12 +88,11 @@ def trace(model: torch.nn.Module, spec: Spec, decompose: bool) -> torch.fx.Graph
 def _trace(model: torch.nn.Module, spec: Spec, decompose: bool) -> torch.fx.GraphModule:
     names_p = [n for n, _ in model.named_parameters()]
     names_b = [n for n, _ in model.named_buffers()]
-    n_p, n_b, slots, keys, loss_fn = len(names_p), len(names_b), canonical.slot_names(spec), scalar_names(spec), \
-        SpecLoss(spec)
+    n_p, n_b, keys, loss_fn, book = len(names_p), len(names_b), scalar_names(spec), SpecLoss(spec), model.optimizer
 
     def step(*args):
         n_m = len(args) - 2 - len(keys)  # the mutables, then this step's scalars, then the batch
-        params, buffers, flat, t = args[:n_p], args[n_p:n_p + n_b], args[n_p + n_b:n_m - 1], args[n_m - 1]
+        params, buffers, state = list(args[:n_p]), args[n_p:n_p + n_b], list(args[n_p + n_b:n_m])
         scalars, (xb, tb) = dict(zip(keys, args[n_m:-2])), args[-2:]
         leaves = [p.detach().requires_grad_() for p in params]
         with torch.enable_grad():
@@ -101,10 +100,8 @@ def _trace(model: torch.nn.Module, spec: Spec, decompose: bool) -> torch.fx.Grap
                                            (xb,))
             loss = loss_fn(tb, z)
             grads = torch.autograd.grad(loss, leaves)
-        with torch.no_grad():  # what SpecOptimizer.step does: count the step, then update every weight
-            t.add_(1)
-            for i, (p, g) in enumerate(zip(params, grads)):
-                update(spec, p, g, {k: flat[j * n_p + i] for j, k in enumerate(slots)}, scalars)
+        with torch.no_grad():  # the book optimizer's own step on these tensors
+            _optim.step(book, params, list(grads), state, scalars)
             correct = (z.detach().argmax(-1) == tb.argmax(-1)).sum()
         return loss.detach(), correct
 
@@ -116,7 +113,25 @@ def _trace(model: torch.nn.Module, spec: Spec, decompose: bool) -> torch.fx.Grap
     table = {aten.add.Tensor: _add_alpha, aten.add_.Tensor: _add_alpha_}
     if decompose:
         table.update({aten.mm.default: _small_mm, aten.addmm.default: _small_addmm})
-    return make_fx(step, decomposition_table=table)(*example)
+    # PT: fake tensors: torch.optim reads its step count with .item(), a symbolic number in the graph
+    return _unprofiled(make_fx(step, decomposition_table=table, tracing_mode="fake")(*example))
+
+
+_PROFILER = ("profiler._record_function_enter", "profiler._record_function_exit")
+
+
+def _unprofiled(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """The graph without torch.optim's profiler range (two ops torch.compile cannot take) and what
+    nothing uses: reads of a step count that no formula needs, the instance's fresh state."""
+    for node in reversed(list(gm.graph.nodes)):
+        if node.op == "call_function" and str(node.target).startswith(_PROFILER):
+            gm.graph.erase_node(node)
+        elif node.target is aten._local_scalar_dense.default and not node.users:
+            gm.graph.erase_node(node)
+    gm.graph.eliminate_dead_code()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm
 
 
 def _small_mm(a, b):

@@ -131,6 +131,7 @@ def train(name: str, spec: Spec, variant: str = "book", device: str = "cpu", epo
     if weights is not None:
         api.set_weights(model, weights)
     record = record or Record(json_path, header(name, spec, variant, device), history)
+    record.data["optimizer"] = api.describe_optimizer(spec)  # torch.optim's / Keras's own class, or the spec rule
     data = data or datasets(spec, fold)
 
     def on_epoch(row: dict) -> None:
@@ -144,6 +145,8 @@ def train(name: str, spec: Spec, variant: str = "book", device: str = "cpu", epo
         if not quiet:
             print(epoch_line(row, epochs, eval_label(spec)), flush=True)
 
+    if not quiet:
+        print(f"optimizer: {record.data['optimizer']}", flush=True)
     if variant == "fast" and not quiet:
         print("building the fast epoch: compiling it, or loading it from the compile cache...", flush=True)
     try:

@@ -10,7 +10,7 @@ from typing import Iterable
 import numpy as np
 
 import frameworks
-from common.compare import compare, compare_sets
+from common.compare import compare, compare_sets, compare_state
 from common.tolerances import KERAS_TRACKED_LOSS, Tol, tol
 
 STATS = {"arrays": 0, "elements": 0}
@@ -38,10 +38,14 @@ def assert_equal(actual: dict, expected: dict, what: str) -> None:
 def assert_close(actual, expected, dtype: str, quantity: str, what: str,
                  scale: float | None = None, t: Tol | None = None) -> float:
     """Entry-wise |a - e| <= rtol |e| + atol * scale + floor for one array or a dict of
-    arrays (scale: largest |e| in the set unless given). Returns the worst ratio
+    arrays (scale: largest |e| in the set unless given; optimizer state, quantity "state*": the
+    step count exactly and each slot at its own largest |e|, common.compare.compare_state). Returns the worst ratio
     |a - e| / bound; on failure names the worst entry and both values."""
     t = t or tol(dtype, quantity)
-    if isinstance(expected, dict):
+    if isinstance(expected, dict) and quantity.startswith("state"):  # the step exactly, each slot at its own scale
+        worst, each = compare_state(actual, expected, t)
+        count, elements = len(each), sum(c.size for c in each.values())
+    elif isinstance(expected, dict):
         worst, each = compare_sets(actual, expected, t, scale)
         count, elements = len(each), sum(c.size for c in each.values())
     else:

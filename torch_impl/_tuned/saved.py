@@ -15,7 +15,7 @@ import torch
 
 import torch_impl
 from common.config import step_key
-from common.environment import cpu_model
+from common.environment import cpu_key
 from common.files import atomic_write
 from common.spec import Spec
 from torch_impl import _step
@@ -25,8 +25,9 @@ from torch_impl._tuned.inductor import config_patch, inductor_config, patched
 @functools.cache
 def _sources_hash() -> str:
     """What a traced step and its compiled loop depend on besides the spec: torch's version,
-    torch_impl's code and the CPU (a cache directory may be shared between machines)."""
-    h = hashlib.sha256(repr((torch.__version__, torch.backends.cpu.get_cpu_capability(), cpu_model())).encode())
+    torch_impl's code and the CPU, by its flags (common.environment.cpu_key: a cache directory
+    may be shared between machines that both say "AMD EPYC")."""
+    h = hashlib.sha256(repr((torch.__version__, torch.backends.cpu.get_cpu_capability(), cpu_key())).encode())
     for f in sorted(Path(torch_impl.__file__).parent.rglob("*.py")):
         h.update(f.read_bytes())
     return h.hexdigest()

@@ -83,12 +83,13 @@ def summarize(records: list[dict], specs: list[str]) -> dict:
     rows = []
     for label in specs:
         row = {"spec": label, "description": _description(g, label, names), "frameworks": {}, "defaults": {},
-               "kfold": {}}
+               "kfold": {}, "optimizers": {}}
         finals = {}
         for fw in names:
             runs = g.get(("mapped", label, fw), {})
             finals[fw] = {s: v for s, r in runs.items() if (v := _final(r)) is not None}
             accs = list(finals[fw].values())
+            row["optimizers"][fw] = next((r["optimizer"] for r in runs.values() if r.get("optimizer")), None)
             row["frameworks"][fw] = {"n": len(accs), "failed": sum(r.get("status") != "complete" for r in runs.values()),
                                      "mean": float(np.mean(accs)) if accs else None,
                                      "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
@@ -140,6 +141,10 @@ def table(summary: dict, fmt: str = "github") -> str:
                f"TOST p (±{100 * summary['margin']:.1f} pts)", "equivalent", "own defaults − mapped (pts)",
                "chapter's printout in seed band (epochs 1-6)"]
     text = tabulate(lines, headers=headers, tablefmt=fmt, disable_numparse=True)
+    ran = [[r["spec"], *(r.get("optimizers", {}).get(fw) or "not recorded (a run of twinbench before 0.3)"
+                         for fw in (a, b))] for r in summary["specs"]]
+    text += "\n\nThe optimizer each framework ran (its own class, or twinbench's spec rule where it has none):\n\n" + \
+        tabulate(ran, headers=["spec", a, b], tablefmt=fmt, disable_numparse=True)
     folds = [[r["spec"], fw, k["folds"], f"{_pct(k['mean'])} ± {_pct(k['std'])}"]
              for r in summary["specs"] for fw, k in r["kfold"].items()]
     if folds:

@@ -60,7 +60,8 @@ def run_one(task: Task) -> dict:
     except Diverged as exc:
         status, reason = DIVERGED, str(exc)
     return {"key": task.key, "arm": task.arm, "spec": task.label, "framework": task.framework,
-            "variant": task.variant, "seed": task.seed, "fold": task.fold, "status": status, "reason": reason,
+            "variant": task.variant, "optimizer": api.describe_optimizer(task.spec), "seed": task.seed,
+            "fold": task.fold, "status": status, "reason": reason,
             "history": history, "seconds": time.perf_counter() - began, "train_examples": len(data[0]),
             "worker": f"{socket.gethostname()}:{os.getpid()}", "versions": {fw.name: fw.versions()["version"]},
             "environment": {"tier": history[0].get("tier") if history else None}}

@@ -1,0 +1,55 @@
+"""The book optimizer's step on given tensors, and its state as a flat list of tensors: what
+torch_impl._step traces into the fast path's step (PyTorch only: TF's compiled epoch calls
+Keras's `apply` on the optimizer's own variables).
+
+torch.optim's forms run their class's own `step()`: a new instance with the book optimizer's
+settings, over the traced tensors, its state dict filled with them. The spec rule runs
+torch_impl.optimizers' `update` for each weight, after counting the step.
+"""
+from __future__ import annotations
+
+import torch
+
+from common import canonical
+from torch_impl.optimizers import TORCH_KEYS, SpecOptimizer, get_optimizer_state, set_optimizer_state, update
+
+
+def _keys(optimizer: torch.optim.Optimizer) -> list[str]:
+    """torch.optim's state keys of each parameter, in `state_tensors` order."""
+    spec = optimizer.spec
+    keys = [TORCH_KEYS[spec.optimizer.name][s] for s in canonical.slot_names(spec)]
+    return keys + (["step"] if spec.optimizer.name != "sgd" else [])
+
+
+def state_tensors(model: torch.nn.Module) -> list[torch.Tensor]:
+    """Every tensor of the model's optimizer state, in one order: the spec rule's slots
+    (slot-major), then its step count; torch.optim's per parameter, in `_keys` order (made
+    now, as the fresh state the first step would start from, when no step ran yet)."""
+    optimizer = model.optimizer
+    params = optimizer.param_groups[0]["params"]
+    if isinstance(optimizer, SpecOptimizer):
+        slots = canonical.slot_names(optimizer.spec)
+        return [optimizer.state[p][k] for k in slots for p in params] + [optimizer.t]
+    keys = _keys(optimizer)
+    if any(k not in optimizer.state[p] for p in params for k in keys):
+        set_optimizer_state(model, optimizer.spec, get_optimizer_state(model, optimizer.spec))
+    return [optimizer.state[p][k] for p in params for k in keys]
+
+
+def step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], grads: list[torch.Tensor],
+         state: list[torch.Tensor], scalars: dict[str, torch.Tensor]) -> None:
+    """One step of `optimizer`'s rule on the given tensors, in place: `state` as `state_tensors`
+    lists it, `scalars` the step's `_step_scalars` (the spec rule's)."""
+    if isinstance(optimizer, SpecOptimizer):
+        slots, n = canonical.slot_names(optimizer.spec), len(params)
+        state[-1].add_(1)  # what SpecOptimizer.step does: count the step, then update every weight
+        for i, (p, g) in enumerate(zip(params, grads)):
+            update(optimizer.spec, p, g, {k: state[j * n + i] for j, k in enumerate(slots)}, scalars)
+        return
+    # PT: foreach=False: one weight at a time, as the book's optimizer runs on the CPU
+    twin = type(optimizer)(params, **{**optimizer.defaults, "foreach": False})
+    keys = _keys(optimizer)
+    for i, (p, g) in enumerate(zip(params, grads)):
+        twin.state[p] = dict(zip(keys, state[i * len(keys):(i + 1) * len(keys)]))
+        p.grad = g
+    twin.step()
