@@ -1,6 +1,6 @@
 """Accuracy over seeds: conf5 trained for a few epochs from several seeds in each
-framework, with the fastest variant that passed the parity gate; mean ± std,
-Welch's t-test and a TOST equivalence test on the final test accuracy.
+framework, with the fastest variant that passed its checks; mean ± std, and a paired TOST
+equivalence test on the final test accuracy (seed by seed: common.stats).
 
 Seed s sets both the canonical initial weights (common.reference.init_weights)
 and the shuffle order (training.seed), the same for both frameworks. Each run is
@@ -76,6 +76,7 @@ def run_study(out: str | Path, records: dict[str, dict], spec: Spec, data: tuple
                                    "histories": [r["history"] for r in runs]}
     fws = study["frameworks"]
     if all(fws.get(f, {}).get("accuracies") for f in frameworks.NAMES) and len(seeds) > 1:
-        study["stats"] = compare_samples(*(fws[f]["accuracies"] for f in frameworks.NAMES), MARGIN, ALPHA)
+        study["stats"] = compare_samples(*(fws[f]["accuracies"] for f in frameworks.NAMES), MARGIN, ALPHA,
+                                         paired=True)  # seed s: the same start and order in both frameworks
     write_json(path, study)
     return study

@@ -1,10 +1,12 @@
-"""The GPU floor: the floors' two trainings (bench/floor.py) as one `jax.jit` of a `jax.lax.scan`
-over the epoch's batches, so a whole epoch is one XLA program with no Python per step.
+"""The JAX program of the floors' two trainings (bench/floor.py): one `jax.jit` of a `jax.lax.scan`
+over the epoch's batches, so a whole epoch is one XLA program with no Python per step. The GPU
+floor, and on the CPU the JAX peer: what a user who picks JAX instead gets.
 
 float32, canonical weights (kernels (in, out)), the examples in the order given, conf5's Adam in
-Keras's epsilon convention. The data is put on the device before the clock starts, as the
-frameworks' fast loops do. jax is optional: this module imports it only when a floor is built,
-and `unavailable(device)` says why there is none here.
+Keras's epsilon convention, every matrix product at HIGHEST precision (full float32 on every
+device: JAX's default lets recent GPUs use TF32, which the torch rows keep off). The data is put
+on the device before the clock starts, as the frameworks' fast loops do. jax is optional: this
+module imports it only when a program is built, and `unavailable(device)` says why there is none.
 """
 from __future__ import annotations
 
@@ -17,6 +19,17 @@ from bench.floor import evaluate, unsupported
 from common.spec import Spec
 
 NAMES = ("hidden/kernel", "hidden/bias", "output/kernel", "output/bias")
+HIGHEST = "highest"  # jax.lax.Precision.HIGHEST: full float32 matrix products
+EIGEN_FLAG = "--xla_cpu_multi_thread_eigen"
+
+
+def threads() -> dict:
+    """The threads JAX's CPU programs use, as far as XLA_FLAGS says (JAX reports no count): one for
+    Eigen's matrix products when the benchmark's policy set `--xla_cpu_multi_thread_eigen=false`."""
+    import os
+    flags = os.environ.get("XLA_FLAGS", "")
+    single = f"{EIGEN_FLAG}=false" in flags
+    return {"eigen_threads": 1 if single else f"XLA's default ({os.cpu_count()} cores)", "xla_flags": flags}
 
 
 def unavailable(device: str = "cuda") -> str | None:
@@ -36,9 +49,9 @@ def _forward(spec: Spec, params, x):
     """(hidden activations, output pre-activations z2) of float32 inputs x (n, 784)."""
     import jax.numpy as jnp
     w1, b1, w2, b2 = params
-    z1 = x @ w1 + b1
+    z1 = jnp.matmul(x, w1, precision=HIGHEST) + b1  # and so their gradients' products (autodiff keeps it)
     h = jnp.maximum(z1, 0.0) if spec.network.hidden_activation == "relu" else jnp.tanh(z1)
-    return h, h @ w2 + b2
+    return h, jnp.matmul(h, w2, precision=HIGHEST) + b2
 
 
 def _loss(spec: Spec, params, x, y):

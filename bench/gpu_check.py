@@ -31,13 +31,13 @@ def steps(device: str, out: Path) -> list[tuple[str, list[str], float]]:
     benchmark's rows write their files as they finish, the map after every point)."""
     bench = [sys.executable, "-m", "twinbench", "bench", "--out", str(out)]
     rows = [*bench, "--device", device]
-    return [("fast rows and floors", [*rows, "--only", "torch-fast-*,floor-*", "--rounds", "3"], 0.35),
+    return [("fast rows and floors", [*rows, "--only", "torch-fast-*,floor-*", "--rounds", "3", "--overwrite"], 0.35),
             ("parity", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", device,
                         "parity_tests/test_presets.py", "parity_tests/test_trajectories.py",
                         "parity_tests/test_fast.py", "parity_tests/test_gpu_defaults.py"], 0.20),
             ("small-model map", [*bench, "--batch-sizes", SIZES, "--device", "all"], 0.25),
             ("book rows", [*rows, "--only", "torch-book-*", "--rounds", "1", "--book-conf1-examples", "3000",
-                           "--no-startup"], 0.20)]
+                           "--no-startup", "--resume"], 0.20)]
 
 
 def run(device: str, out: Path, budget: float) -> list[dict]:

@@ -1,16 +1,14 @@
 """The benchmark matrix: which rows exist, their targets, and the run's settings.
 
-A row is framework x variant x preset x device, id `tf-book-conf1-cpu`, plus one floor
-row per preset and device (`floor-conf1-cpu`: bench.floor; `floor-conf1-cuda`: bench.floor_jax).
+A row is framework x variant x preset x device, id `tf-book-conf1-cpu`, plus one floor row per
+preset and device (`floor-conf1-cpu`: the C floor, bench.floor; `floor-conf1-cuda`: the JAX
+program, bench.floor_jax) and, on the CPU, one JAX peer row per preset (`jax-conf1-cpu`: the same
+JAX program, what a user who picks JAX gets; on CUDA the floor is that program).
 """
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import frameworks
 
@@ -19,8 +17,7 @@ VARIANTS = frameworks.VARIANTS
 PRESETS = ("conf1", "conf5")
 DEVICES = ("cpu", "cuda")
 FULL_EPOCH = 60_000
-SETTINGS_ENV = "TWINBENCH_BENCH_SETTINGS"
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+PEER = "jax"
 
 # Targets in seconds per epoch (median). Book rows have none: they are the book's code.
 # CUDA: issue 24's, set on an NVIDIA H200 (on another card, compare with the same run's floors).
@@ -33,7 +30,7 @@ COLD_FIRST_EPOCH = {("torch", "cpu"): 8.0, ("torch", "cuda"): 8.0}  # ...and wit
 
 @dataclass(frozen=True)
 class Row:
-    """One benchmark row; framework 'floor' is the floor (variant 'native': C, bench.floor)."""
+    """One benchmark row; framework 'floor' is the floor (variant 'native'), 'jax' the peer (variant 'peer')."""
 
     framework: str
     variant: str
@@ -42,12 +39,18 @@ class Row:
 
     @property
     def id(self) -> str:
-        return f"{self.framework}-{self.variant}-{self.preset}-{self.device}" if self.framework != "floor" \
-            else f"floor-{self.preset}-{self.device}"
+        if self.is_floor or self.is_peer:
+            return f"{self.framework}-{self.preset}-{self.device}"
+        return f"{self.framework}-{self.variant}-{self.preset}-{self.device}"
 
     @property
     def is_floor(self) -> bool:
         return self.framework == "floor"
+
+    @property
+    def is_peer(self) -> bool:
+        """The JAX peer: a framework a user could pick instead, not one twinbench implements."""
+        return self.framework == PEER
 
     @property
     def target(self) -> float | None:
@@ -61,9 +64,10 @@ class Row:
 
 
 def all_rows() -> list[Row]:
-    """Every row in run order: the floors, then each framework's rows (so a crash of one
-    framework leaves the other's rows measured or measurable with --resume)."""
+    """Every row in run order: the floors, the JAX peers, then each framework's rows (so a crash of
+    one framework leaves the other's rows measured or measurable with --resume)."""
     rows = [Row("floor", "native", p, d) for d in DEVICES for p in PRESETS]
+    rows += [Row(PEER, "peer", p, "cpu") for p in PRESETS]
     for fw in FRAMEWORKS:
         rows += [Row(fw, v, p, d) for d in DEVICES for v in VARIANTS for p in PRESETS]
     return rows
@@ -92,16 +96,18 @@ def by_id(row_id: str) -> Row:
 
 @dataclass
 class Settings:
-    """What one `twinbench bench` run measures; passed to pytest through $TWINBENCH_BENCH_SETTINGS.
+    """What one `twinbench bench` run measures.
 
-    quick: conf1 rows train on the first `quick_examples` training images, one timed round,
-    no accuracy-over-seeds study. Full: book conf1 rows time `book_conf1_examples`
-    (partial epochs, scaled to 60,000), everything else whole epochs.
+    quick: conf1 rows, floor and peer included, train on the first `quick_examples` training
+    images, one timed round, no accuracy-over-seeds study. Full: book conf1 rows time
+    `book_conf1_examples` (partial epochs, scaled to 60,000), every other row whole epochs.
+    threads: the intra-op threads of every framework and the JAX peer (the one thread policy of
+    the rows compared; PyTorch's fast loop steps on one thread whatever it is).
     """
 
     quick: bool = True
     rounds: int = 1
-    out: str = str(DEFAULT_OUT)
+    out: str = "twinbench-results"
     resume: bool = False
     device: str = "all"
     only: str | None = None
@@ -110,13 +116,13 @@ class Settings:
     seeds: tuple[int, ...] = (7, 8, 9)
     seed_epochs: int = 5
     gate_steps: int = 3
-    threads: int | None = None
-    startup: bool = True  # also time the first epoch of a fresh process, cold and warm (fast rows, floors)
+    threads: int = 1
+    startup: bool = True  # also time the first epoch of a fresh process, cold and warm (fast rows, floors, peers)
     row_ids: list[str] = field(default_factory=list)
 
     def examples(self, row: Row) -> int:
         """How many training examples one timed epoch of `row` visits."""
-        if row.preset != "conf1" or row.is_floor:
+        if row.preset != "conf1":
             return FULL_EPOCH
         if self.quick:
             return min(self.quick_examples, FULL_EPOCH)
@@ -126,19 +132,6 @@ class Settings:
         """What a stored row must have been measured with to count for --resume."""
         return {"mode": "quick" if self.quick else "full", "rounds": self.rounds,
                 "examples": self.examples(row), "threads": self.threads}
-
-    def to_env(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_env(cls) -> "Settings":
-        """The settings the CLI exported, or quick defaults for a bare `pytest bench/`."""
-        raw = os.environ.get(SETTINGS_ENV)
-        if not raw:
-            return cls()
-        data = json.loads(raw)
-        data["seeds"] = tuple(data.get("seeds", cls.seeds))
-        return cls(**data)
 
     def rows(self) -> list[Row]:
         if self.row_ids:

@@ -1,16 +1,15 @@
-"""Measuring one row: the variant's API, the parity gate, the timed epochs.
+"""Measuring one row: its checks (bench/verify.py), then its timed epochs.
 
-Protocol (bench/README.md): a fresh model from the canonical initial weights;
-epoch 0 timed alone (time to first epoch: tracing, compilation, lazy init);
-then `rounds` epochs under pytest-benchmark's pedantic mode, each a
-`fit(..., epochs=1)` call on the epoch's shuffle of the training data. The
-evaluation set handed to fit is one test image (so the in-fit evaluation costs
-next to nothing); the whole test set is evaluated after every epoch, outside
-the timed region, and that evaluation is timed on its own.
+Protocol (bench/README.md): a fresh model from the canonical initial weights; epoch 1 timed
+alone (time to first epoch); then `rounds` epochs, each a `fit(..., epochs=1)` call on that
+epoch's permutation of the training data (verify.data_order), each timed by the fit's own
+`seconds` (training only). The evaluation set handed to fit is one test image (so the in-fit
+evaluation costs next to nothing); the whole test set is evaluated after every epoch, outside
+the timed region, and that evaluation is timed on its own. The floors and the JAX peer train
+the same epochs on the same orders.
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -19,13 +18,11 @@ from typing import Callable
 import numpy as np
 
 import frameworks
+from bench import verify
 from bench.matrix import Row, Settings
 from common import reference as ref
-from common.compare import compare_sets
-from common.data import epoch_permutation
-from common.history import Diverged
+from common.epochs import epoch_order
 from common.spec import Spec
-from common.tolerances import tol
 
 
 class Unavailable(Exception):
@@ -36,10 +33,6 @@ class Skipped(Unavailable):
     """The row is not for this machine (its framework is not installed, it sees no GPU)."""
 
 
-class GateFailed(Exception):
-    """The row's weights left float32 tolerance of the reference in the parity gate."""
-
-
 def variant_api(framework: str, variant: str) -> SimpleNamespace:
     """The variant's functions (frameworks registry); Unavailable if the variant is missing."""
     fw = frameworks.get(framework)
@@ -47,44 +40,6 @@ def variant_api(framework: str, variant: str) -> SimpleNamespace:
         return fw.variant(variant)
     except ModuleNotFoundError as exc:
         raise Unavailable(f"{fw.package}.{variant} does not exist (variant not available)") from exc
-
-
-def parity_gate(api, spec: Spec, device: str, data: tuple, steps: int) -> dict:
-    """Fit the variant on its first `steps` batches from the canonical weights and compare
-    with the float64 reference taking the same steps in the same (shared) order, at the
-    tolerance common.tolerances gives the gate (relative to how far the weights moved)."""
-    bs, seed = spec.training.batch_size, spec.training.seed
-    n = steps * bs
-    x, y, x_eval, y_eval = data
-    w0 = ref.start_weights(spec, seed)
-    model = api.build_model(spec, device=device)
-    api.set_weights(model, w0)
-    api.fit(model, spec, (x[:n], y[:n], x_eval[:1], y_eval[:1]), epochs=1)  # Diverged on a non-finite loss
-    got = api.get_weights(model)
-    bad = [k for k, v in got.items() if not np.all(np.isfinite(v))]
-    if bad:
-        raise Diverged(spec.name, 1, f"{bad[0]} in the parity gate", "not finite")
-    order = epoch_permutation(seed, 0, n) if spec.training.shuffle else np.arange(n)
-    want = {k: v.astype(np.float64) for k, v in w0.items()}
-    state = ref.init_state(spec, want)
-    for s in range(steps):
-        idx = order[s * bs:(s + 1) * bs]
-        _, want, state = ref.train_step(spec, want, state, x[idx], y[idx])
-    moved = max(float(np.max(np.abs(want[k] - w0[k]))) for k in want)
-    t = tol(spec.training.dtype, "gate")
-    worst, each = compare_sets(got, want, t, scale=moved)
-    name = max(each, key=lambda k: each[k].ratio) if each else ""
-    return {"steps": steps, "rtol": t.rtol, "atol_of_movement": t.atol, "worst_ratio": worst.ratio,
-            "worst_weight": name, "worst_entry": worst.where, "bits": worst.bits, "reference_moved": moved,
-            "ok": bool(worst.passed and moved > 0)}
-
-
-def threads() -> dict:
-    """Thread settings in force (0 for TF means 'its default: all cores'; the floors use one), of the
-    frameworks installed."""
-    out = {f"{name}_{k}": v for name in frameworks.available() for k, v in frameworks.get(name).threads().items()}
-    return {**out, "cpu_count": os.cpu_count(),
-            "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
 
 
 @dataclass
@@ -104,110 +59,92 @@ class Epochs:
         wall = time.perf_counter() - start
         row = {k: v for k, v in row.items() if k not in ("val_loss", "val_accuracy", "epoch")}  # 1-image eval
         self.rows.append({"epoch": len(self.rows) + 1, **row, "wall_seconds": wall})
-
-    def evaluate_last(self) -> None:
-        if not self.rows or "test_accuracy" in self.rows[-1]:
-            return
         self.sync()
         start = time.perf_counter()
         loss, acc = self.evaluate()
         self.sync()
-        self.rows[-1].update(test_loss=float(loss), test_accuracy=float(acc),
-                             eval_seconds=time.perf_counter() - start)
+        self.rows[-1].update(test_loss=float(loss), test_accuracy=float(acc), eval_seconds=time.perf_counter() - start)
 
 
-def timed_epochs(epochs: Epochs, x: np.ndarray, y: np.ndarray, seed: int, rounds: int, benchmark) -> list:
-    """Epoch 0 alone (time to first epoch), then `rounds` epochs timed by pytest-benchmark."""
-    epochs.epoch(x, y)
-    epochs.evaluate_last()
-
-    def setup():
-        epochs.evaluate_last()
-        perm = epoch_permutation(seed, len(epochs.rows), len(x))
-        return (x[perm], y[perm]), {}
-
-    benchmark.pedantic(epochs.epoch, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
-    epochs.evaluate_last()
+def timed_epochs(epochs: Epochs, spec: Spec, x: np.ndarray, y: np.ndarray, rounds: int,
+                 progress: Callable[[str], None] | None = None) -> list:
+    """Epoch 1 (time to first epoch), then `rounds` more, each on verify.data_order's permutation."""
+    for k in range(rounds + 1):
+        perm = verify.data_order(spec, k, len(x))
+        epochs.epoch(x[perm], y[perm])
+        if progress and epochs.rows[-1]["wall_seconds"] >= 2:  # long epochs say the run goes on
+            progress(f"epoch {k + 1}/{rounds + 1}: {epochs.rows[-1]['seconds']:.3g} s")
     return epochs.rows
 
 
-def measure_framework(row: Row, settings: Settings, spec: Spec, data: tuple, benchmark) -> dict:
-    """Gate, then time one framework row; returns the row's measurements."""
+def measure_framework(row: Row, settings: Settings, spec: Spec, data: tuple, progress=None) -> dict:
+    """Check, time and check again one framework row; its measurements. verify.GateFailed when a
+    check fails (before timing, or after it: the timed epochs against the floor's)."""
     fw = frameworks.get(row.framework)
     reason = fw.missing() or fw.device_unavailable(row.device)
     if reason:
         raise Skipped(reason)
     api = variant_api(row.framework, row.variant)
-    gate = parity_gate(api, spec, row.device, data, settings.gate_steps)
-    if not gate["ok"]:
-        raise GateFailed(f"{row.id}: after {gate['steps']} steps {gate['worst_weight']} differs from the float64 "
-                         f"reference by {gate['worst_ratio']:.1f}x the gate's tolerance ({gate['worst_entry']});"
-                         " refusing to time it" + (" (TF32 matmuls?)" if row.device == "cuda"
-                                                                       else ""))
     n = settings.examples(row)
     x, y, x_test, y_test = data
     model = api.build_model(spec, device=row.device)
+    if row.variant == "fast":  # the loop that is timed: the fit below reuses it
+        gate = verify.loop_gate(row.framework, model, spec, x[:n], y[:n], settings.gate_steps)
+    else:
+        gate = verify.parity_gate(api, spec, row.device, data, settings.gate_steps)
+    if not gate["ok"]:
+        bad = next(c for c in gate["checks"] if not c["ok"])
+        raise verify.GateFailed(f"{bad['what']}: differs from the float64 reference by {bad['worst_ratio']:.1f}x "
+                                f"the gate's tolerance ({bad['worst_entry']}); not timed"
+                                + (" (TF32 matmuls?)" if row.device == "cuda" else ""))
     api.set_weights(model, ref.start_weights(spec, spec.training.seed))
     tiny = (x_test[:1], y_test[:1])
     epochs = Epochs(train=lambda xe, ye: api.fit(model, spec, (xe, ye, *tiny), epochs=1)[-1],
                     evaluate=lambda: api.evaluate(model, spec, x_test, y_test),
                     sync=lambda: fw.synchronize(row.device), rows=[])
-    timed_epochs(epochs, x[:n], y[:n], spec.training.seed, settings.rounds, benchmark)
-    return {"module": api.module, "tier": epochs.rows[0].get("tier"), "parity": gate, "examples": n,
-            "epochs": epochs.rows}
+    timed_epochs(epochs, spec, x[:n], y[:n], settings.rounds, progress)
+    if gate.get("build_seconds") is not None:
+        epochs.rows[0]["build_seconds"] = gate["build_seconds"]  # the loop was built in the gate
+    check = verify.floor_check(spec, x[:n], y[:n], epochs.rows)
+    found = {"module": api.module, "optimizer": api.describe_optimizer(spec), "tier": gate.get("tier")
+             or epochs.rows[0].get("tier"), "parity": gate, "floor_check": check, "examples": n, "epochs": epochs.rows}
+    if check["ok"] is False:
+        raise verify.GateFailed(f"after timing, {check['reason']}", found)
+    return found
 
 
-def make_floor(spec: Spec, weights: dict, device: str):
-    """The floor of `device`: C on the CPU (bench.floor), JAX on CUDA (bench.floor_jax);
-    Skipped saying why there is none here."""
-    if device == "cuda":
-        from bench import floor_jax
-        reason = floor_jax.unavailable("cuda")
+def make_baseline(row: Row, spec: Spec, weights: dict):
+    """The row's program without a framework: the C floor (CPU), the JAX floor (CUDA), or the JAX
+    peer (jax rows); Skipped saying why there is none here."""
+    from bench import floor_jax
+    if row.is_peer or row.device == "cuda":
+        reason = floor_jax.unavailable(row.device)
         if reason:
             raise Skipped(reason)
-        return floor_jax.JaxFloor(spec, weights, "cuda")
+        return floor_jax.JaxFloor(spec, weights, row.device)
     from bench import cfloor
     from bench.floor import Floor
     try:
-        cfloor.load("conf5" if spec.optimizer.name == "adam" else "conf1")  # built once (cached): no C compiler
-        # or cffi here is a skip, not a failure
+        cfloor.load("conf5" if spec.optimizer.name == "adam" else "conf1")  # built once (cached)
     except cfloor.CFloorUnavailable as exc:
-        raise Skipped(str(exc)) from None
+        raise Skipped(str(exc)) from None  # no C compiler or cffi here: a skip, not a failure
     return Floor(spec, weights)
 
 
-def floor_gate(spec: Spec, data: tuple, steps: int, device: str = "cpu") -> dict:
-    """The floor's first `steps` batches against the float64 reference, as parity_gate does for
-    the framework rows (this also compiles the floor, so its first timed epoch does not)."""
-    bs, seed = spec.training.batch_size, spec.training.seed
-    n = steps * bs
-    x = np.ascontiguousarray(data[0][:n].reshape(n, -1))
-    w0 = ref.start_weights(spec, seed)
-    floor = make_floor(spec, w0, device)
-    order = epoch_permutation(seed, 0, n)
-    floor.train_epoch(x, data[1][:n], order)
-    want = {k: v.astype(np.float64) for k, v in w0.items()}
-    state = ref.init_state(spec, want)
-    for s in range(steps):
-        idx = order[s * bs:(s + 1) * bs]
-        _, want, state = ref.train_step(spec, want, state, x[idx], data[1][idx])
-    moved = max(float(np.max(np.abs(want[k] - w0[k]))) for k in want)
-    worst, _ = compare_sets(floor.weights(), want, tol(spec.training.dtype, "gate"), scale=moved)
-    return {"steps": steps, "worst_ratio": worst.ratio, "worst_entry": worst.where, "bits": worst.bits,
-            "reference_moved": moved, "ok": bool(worst.passed and moved > 0)}
-
-
-def measure_floor(row: Row, settings: Settings, spec: Spec, data: tuple, benchmark) -> dict:
-    """Gate, then time the compiled floor of the row's device."""
-    gate = floor_gate(spec, data, max(settings.gate_steps, 100 if spec.training.batch_size == 1 else 12), row.device)
+def measure_baseline(row: Row, settings: Settings, spec: Spec, data: tuple, progress=None) -> dict:
+    """Gate, then time a floor or the JAX peer (the same epochs, orders and evaluation as a framework row)."""
+    w0 = ref.start_weights(spec, spec.training.seed)
+    gate = verify.floor_gate(make_baseline(row, spec, w0), spec, data,
+                             max(settings.gate_steps, 100 if spec.training.batch_size == 1 else 12))
     if not gate["ok"]:
-        raise GateFailed(f"{row.id}: the floor differs from the float64 reference ({gate['worst_entry']})")
+        raise verify.GateFailed(f"{gate['checks'][0]['what']}: differs from the float64 reference "
+                                f"({gate['checks'][0]['worst_entry']})")
     n = settings.examples(row)
     x, y, x_test, y_test = data
     x2, xt2 = np.ascontiguousarray(x[:n].reshape(n, -1)), np.ascontiguousarray(x_test.reshape(len(x_test), -1))
-    floor = make_floor(spec, ref.start_weights(spec, spec.training.seed), row.device)
-    order = epoch_permutation(spec.training.seed, 0, n)  # applied on top of each epoch's data, as fit does
-    epochs = Epochs(train=lambda xe, ye: floor.train_epoch(xe, ye, order),
-                    evaluate=lambda: floor.evaluate(xt2, y_test), sync=lambda: None, rows=[])
-    timed_epochs(epochs, x2, y[:n], spec.training.seed, settings.rounds, benchmark)
-    return {"module": type(floor).__module__, "parity": gate, "examples": n, "epochs": epochs.rows}
+    base, order = make_baseline(row, spec, w0), epoch_order(spec, 0, n)  # fit's order, applied on top of each epoch's
+    epochs = Epochs(train=lambda xe, ye: base.train_epoch(xe, ye, order), evaluate=lambda: base.evaluate(xt2, y_test),
+                    sync=lambda: None, rows=[])
+    timed_epochs(epochs, spec, x2, y[:n], settings.rounds, progress)
+    return {"module": type(base).__module__, "parity": gate, "examples": n, "epochs": epochs.rows,
+            **({"matmul_precision": "highest"} if row.is_peer or row.device == "cuda" else {})}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import textwrap
 from pathlib import Path
 
 from tabulate import tabulate
@@ -14,15 +15,17 @@ from bench.results import load_rows, table_rows
 from common.config import load_spec
 from common.files import write_json, write_text
 
-HEADERS = {"row": "row", "tier": "tier", "median": "median s/epoch", "min": "min", "max": "max",
-           "iqr": "IQR",
-           "time_to_first_epoch": "time to 1st epoch", "cold_start": "1st epoch, new process, cold",
-           "warm_start": "1st epoch, new process, warm", "eval_seconds": "eval s", "test_accuracy": "test acc",
-           "x_floor": "x floor", "target": "target s", "met": "met", "floor_target": "target x floor",
-           "floor_met": "met x floor",
-           "startup_met": f"start-up: warm <= steady + {WARM_OVER_STEADY:g} s, "
-                          + ", ".join(f"{fw} {dev} cold <= {limit:g} s" for (fw, dev), limit in COLD_FIRST_EPOCH.items()),
-           "note": "note"}
+# the terminal's table (under 100 columns) and latest.md's, every column: key -> header
+TERMINAL = {"row": "row", "tier": "tier", "median": "s/epoch", "x_floor": "x floor", "x_jax": "x JAX",
+            "test_accuracy": "test acc", "trained": "epochs × n", "checked": "checked"}
+WIDE = {"row": "row", "tier": "tier", "median": "median s/epoch", "min": "min", "max": "max", "iqr": "IQR",
+        "x_floor": "x floor (C, no framework)", "x_jax": "x JAX (peer)", "time_to_first_epoch": "time to 1st epoch",
+        "cold_start": "1st epoch, new process, cold", "warm_start": "1st epoch, new process, warm",
+        "eval_seconds": "eval s", "test_accuracy": "test acc", "trained": "epochs × examples", "target": "target s",
+        "met": "met", "floor_target": "target x floor", "floor_met": "met x floor",
+        "startup_met": f"start-up: warm <= steady + {WARM_OVER_STEADY:g} s, "
+                       + ", ".join(f"{fw} {dev} cold <= {limit:g} s" for (fw, dev), limit in COLD_FIRST_EPOCH.items()),
+        "checked": "checked", "threads": "threads", "optimizer": "optimizer", "note": "note"}
 SLOWER, FASTER = 1.05, 0.95
 
 
@@ -31,18 +34,36 @@ def _cell(key: str, v):
         return "—"
     if key == "test_accuracy":
         return f"{v:.4f}"
-    if key in ("x_floor", "floor_target"):
-        return f"{v:.1f}x"
+    if key in ("x_floor", "x_jax", "floor_target"):
+        return f"{v:.1f}x" if v >= 9.95 or key == "floor_target" else f"{v:.2f}x"
     return f"{v:.3g}" if isinstance(v, float) else v
 
 
-def render(rows: list[dict], fmt: str = "simple") -> str:
-    return tabulate([[_cell(k, r[k]) for k in HEADERS] for r in rows], headers=list(HEADERS.values()),
+def render(rows: list[dict], fmt: str = "simple", columns: dict | None = None) -> str:
+    columns = columns or TERMINAL
+    return tabulate([[_cell(k, r.get(k)) for k in columns] for r in rows], headers=list(columns.values()),
                     tablefmt=fmt, disable_numparse=True)
 
 
+def notes(rows: list[dict]) -> list[str]:
+    """The rows' remarks, one line each (the terminal table has no room for them)."""
+    return [f"{r['row']}: {r['note']}" for r in rows if r.get("note")]
+
+
+def study_text(study: dict) -> str:
+    """The accuracy study's verdict in words."""
+    st = study["stats"]
+    seeds = ", ".join(map(str, study["seeds"]))
+    a, b = (fw for fw in study["frameworks"])
+    how = st.get("tost_method") or ("paired t-tests" if st.get("paired") else "Welch t-tests")
+    return (f"{study['preset']}, {study['epochs']} epochs, seeds {seeds} (each seed: the same start and order in "
+            f"both): mean difference {a} - {b} {st['difference']:+.4f}; equivalence within ±{st['margin']} "
+            f"(TOST, {how}): p = {st['tost_p']:.3g}, "
+            f"{'equivalent' if st['equivalent'] else 'equivalence not shown'} at alpha {st['alpha']}")
+
+
 def render_accuracy(study: dict | None, fmt: str = "simple") -> str:
-    """The accuracy-over-seeds table and its tests, or '' without a study."""
+    """The accuracy-over-seeds table and its test, or '' without a study."""
     if not study or not study.get("frameworks"):
         return ""
     lines = []
@@ -52,13 +73,24 @@ def render_accuracy(study: dict | None, fmt: str = "simple") -> str:
                       f"{s['mean']:.4f} ± {s['std']:.4f}" if accs else s.get("reason", "—")])
     text = tabulate(lines, headers=["framework", "variant", "from row", "seeds", "test acc (mean ± std)"],
                     tablefmt=fmt, disable_numparse=True)
-    st = study.get("stats")
-    if st:
-        text += (f"\n\n{study['preset']}, {study['epochs']} epochs, seeds {study['seeds']}: difference tf - torch "
-                 f"{st['difference']:+.4f}; Welch t = {st['welch_t']:.3f}, p = {st['welch_p']:.3g}; "
-                 f"TOST (margin ±{st['margin']}) p = {st['tost_p']:.3g}: "
-                 f"{'equivalent' if st['equivalent'] else 'equivalence not shown'} at alpha {st['alpha']}")
-    return text
+    return text + (f"\n\n{study_text(study)}" if study.get("stats") else "")
+
+
+def environment_lines(env: dict, settings: dict | None) -> list[str]:
+    """What the numbers were measured on and under: date, commit, CPU, versions, thread policy."""
+    from common.environment import cpu_line
+    info = env.get("cpu_info")
+    versions = [f"{fw} {env[fw]['version']}" + (f" / Keras {env[fw]['keras']}" if env[fw].get("keras") else "")
+                for fw in frameworks.NAMES if isinstance(env.get(fw), dict) and env[fw].get("version")]
+    compilers = env.get("compilers") or {}
+    quick = [f"quick run: conf1 rows (floor and JAX included) train on the first {settings['quick_examples']:,} of "
+             f"60,000 images per epoch, seconds scaled to 60,000; their test accuracy is after "
+             f"{settings['rounds'] + 1} such epochs, lower than a full run's"] if (settings or {}).get("quick") else []
+    return [f"{str(env.get('date', ''))[:10]} · commit {env.get('git_commit', 'unknown')}",
+            f"CPU: {cpu_line(info) if info else env.get('cpu', '?')}",
+            "versions: " + ", ".join([f"Python {env.get('python', '?')}", *versions,
+                                      *(f"{k} {v}" for k, v in compilers.items())]),
+            f"threads: {(settings or {}).get('policy') or 'as recorded in each row'}", *quick]
 
 
 def epoch_times_figure(rows: list[dict], title: str = ""):
@@ -98,7 +130,9 @@ def epoch_times_figure(rows: list[dict], title: str = ""):
 
 
 # the rows' families in the key's order: (row prefix, label)
-FAMILIES = (("floor", "floor (compiled, no framework)"), ("tf", "TensorFlow / Keras"), ("torch", "PyTorch"))
+FAMILIES = (("floor", "floor (C, no framework)"), ("jax", "JAX (peer)"), ("tf", "TensorFlow / Keras"),
+            ("torch", "PyTorch"))
+_COLOURS = {"floor": "C2", "jax": "C4"}
 
 
 def _family(row_id: str) -> str:
@@ -107,16 +141,18 @@ def _family(row_id: str) -> str:
 
 def _colour(row_or_family: str) -> str:
     family = _family(row_or_family)
-    return "C2" if family == "floor" else f"C{frameworks.NAMES.index(family)}"
+    return _COLOURS.get(family) or f"C{frameworks.NAMES.index(family)}"
 
 
 def epoch_times_title(env: dict, settings: dict | None) -> str:
     """What the chart measured: per-epoch median over the rounds, the machine, date and commit."""
+    from common.environment import cpu_line
     rounds = (settings or {}).get("rounds")
-    where = " · ".join(x for x in (env.get("cpu"), str(env.get("date", ""))[:10],
-                                   f"commit {env['git_commit'][:7]}" if env.get("git_commit") else "") if x)
+    cpu = cpu_line(env["cpu_info"]) if env.get("cpu_info") else env.get("cpu")
+    when = " · ".join(x for x in (str(env.get("date", ""))[:10],
+                                  f"commit {env['git_commit'][:7]}" if env.get("git_commit") else "") if x)
     head = f"Seconds per epoch, median of {rounds} rounds" if rounds else "Seconds per epoch, median"
-    return head + (f"\n{where}" if where else "")
+    return head + "".join(f"\n{x}" for x in (cpu, when) if x)
 
 
 def plot_epoch_times(rows: list[dict], path: Path, title: str = "") -> Path:
@@ -144,12 +180,14 @@ def plot_learning_curves(records: dict, study: dict | None, path: Path) -> bool:
 
 
 def write_figures(out: str | Path, rows: list[dict], records: dict, study: dict | None, env: dict,
-                  settings: dict | None) -> None:
-    """epoch_times.png and learning_curves.png."""
-    out = Path(out)
+                  settings: dict | None) -> list[Path]:
+    """epoch_times.png and learning_curves.png, where there is something to draw; the files written."""
+    out, written = Path(out), []
     if any(r["median"] for r in rows):
-        plot_epoch_times(rows, out / "epoch_times.png", epoch_times_title(env, settings))
-    plot_learning_curves(records, study, out / "learning_curves.png")
+        written.append(plot_epoch_times(rows, out / "epoch_times.png", epoch_times_title(env, settings)))
+    if plot_learning_curves(records, study, out / "learning_curves.png"):
+        written.append(out / "learning_curves.png")
+    return written
 
 
 def redraw(out: str | Path) -> None:
@@ -162,8 +200,10 @@ def redraw(out: str | Path) -> None:
     write_figures(out, latest["rows"], load_rows(out), study, latest.get("environment") or {}, latest.get("settings"))
 
 
-def write_report(out: str | Path, settings: dict | None = None) -> str:
-    """Table of every stored row (matrix order); writes latest.json, latest.md, PNGs."""
+def write_report(out: str | Path, settings: dict | None = None) -> tuple[str, list[Path]]:
+    """The run's report: latest.json, latest.md (every column) and the PNGs there is something
+    to draw; returns (the terminal's text: the table under 100 columns, the rows' notes, the
+    study; the files written)."""
     out = Path(out)
     records = load_rows(out)
     order = [r.id for r in all_rows()]
@@ -171,18 +211,20 @@ def write_report(out: str | Path, settings: dict | None = None) -> str:
     study_path = out / "accuracy.json"
     study = json.loads(study_path.read_text()) if study_path.exists() else None
     env = next((r["environment"] for r in records.values() if r.get("environment")), {})
-    text = render(rows)
-    acc = render_accuracy(study)
+    head = environment_lines(env, settings)
+    wrapped = [textwrap.fill(line, 100, subsequent_indent="  ") for line in head]
     write_json(out / "latest.json", {"generated": datetime.datetime.now().isoformat(timespec="seconds"),
                                      "settings": settings, "environment": env, "rows": rows,
                                      "accuracy": {k: v for k, v in (study or {}).items() if k != "runs"}})
-    md = ["# twinbench benchmark", "", f"{env.get('date', '')} · {env.get('cpu', '')} · commit "
-          f"{env.get('git_commit', '')}", "", render(rows, "github"), ""]
-    if acc:
-        md += ["## Accuracy over seeds", "", render_accuracy(study, "github"), ""]
+    md = ["# twinbench benchmark", "", *(f"{line}  " for line in head), "", render(rows, "github", WIDE), ""]
+    acc = render_accuracy(study, "github")
+    md += ["## Accuracy over seeds", "", acc, ""] if acc else []
     write_text(out / "latest.md", "\n".join(md))
-    write_figures(out, rows, records, study, env, settings)
-    return text + ("\n\n" + acc if acc else "")
+    written = [out / "latest.json", out / "latest.md", *write_figures(out, rows, records, study, env, settings)]
+    said = notes(rows)
+    text = "\n".join([*wrapped, "", render(rows)] + (["", "notes:", *(f"  {n}" for n in said)] if said else []))
+    acc = render_accuracy(study)
+    return text + ("\n\n" + acc if acc else ""), written
 
 
 def compare(old_path: str | Path, new_path: str | Path) -> str:

@@ -1,7 +1,7 @@
 """Results on disk: one JSON per row, written atomically the moment the row is measured,
 and the summary of a run: statistics per row and the table's cells.
 
-<out>/rows/<id>.json   one row (status ok | error | gate_failed | diverged | skipped | unavailable)
+<out>/rows/<id>.json   one row (bench.runner: its status, measurements, checks, machine and threads)
 <out>/accuracy.json    the accuracy-over-seeds study (bench.accuracy)
 <out>/latest.{json,md} and the PNGs are made from these by bench.report.
 """
@@ -68,6 +68,7 @@ def summarize(examples: int, epochs: list[dict]) -> dict:
     """
     scale = FULL_EPOCH / examples
     first, timed = epochs[0], epochs[1:] or epochs[:1]
+    build = first.get("build_seconds", 0.0)  # a fast row's loop, built in its gate before the first epoch
     secs = np.array([e["seconds"] for e in timed], dtype=float)
     med = float(np.median(secs))
     q25, q75 = np.percentile(secs, [25, 75])
@@ -75,7 +76,8 @@ def summarize(examples: int, epochs: list[dict]) -> dict:
     last = epochs[-1]
     return {"scale": scale, "median": med * scale, "min": float(secs.min()) * scale,
             "max": float(secs.max()) * scale, "iqr": float(q75 - q25) * scale, "rounds": len(epochs) - 1,
-            "time_to_first_epoch": first.get("wall_seconds", first["seconds"]) + (scale - 1.0) * med,
+            "time_to_first_epoch": build + first.get("wall_seconds", first["seconds"]) + (scale - 1.0) * med,
+            "epochs": len(epochs), "examples": examples,
             "eval_seconds": float(np.median(evals)) if evals else None,
             "test_accuracy": last.get("test_accuracy"), "test_accuracies": [e.get("test_accuracy") for e in epochs],
             "wall_overhead": float(np.median([e["wall_seconds"] - e["seconds"] for e in timed]))}
@@ -113,41 +115,69 @@ def note(record: dict) -> str:
         return f"{status}: {record.get('reason', '')}".strip()
     parts = []
     ex = record.get("examples", FULL_EPOCH)
-    if ex != FULL_EPOCH:
-        parts.append(f"extrapolated from {ex} steps" if record["batch_size"] == 1
-                     else f"extrapolated from {ex} examples")
+    if ex != FULL_EPOCH and (record.get("settings") or {}).get("mode") != "quick":  # a quick run says it once
+        parts.append(f"partial epochs of {ex:,} {'steps' if record['batch_size'] == 1 else 'examples'}, "
+                     f"seconds scaled to 60,000")
     load, cpus = record.get("loadavg"), (record.get("threads") or {}).get("cpu_count")
-    if load and cpus and max(load) > cpus:
-        parts.append(f"busy machine (load {max(load):.1f} on {cpus} CPUs)")
-    if record.get("module", "").endswith(".fast"):
-        parts.append(record["module"])
+    if load and cpus and max(x for x in load if x is not None) > cpus:
+        parts.append(f"busy machine (load {max(x for x in load if x is not None):.1f} on {cpus} CPUs)")
+    check = record.get("floor_check") or {}
+    if check.get("ok") is None and check.get("reason"):
+        parts.append(f"floor check {check['reason']}")
     return "; ".join(parts)
+
+
+def checked(record: dict) -> str:
+    """Whether the row's checks passed: its gate before timing and, for framework rows, the floor check after."""
+    status = record.get("status")
+    if status == "gate_failed":
+        return "gate failed"
+    if status == "check_failed":
+        return "check failed"
+    if status != DONE:
+        return "—"
+    check = record.get("floor_check")
+    if check is None or check.get("ok"):
+        return "yes"
+    return "gate only"
+
+
+def _baselines(records: dict[str, dict], kind: str) -> dict:
+    """(preset, device) -> median s/epoch of the floors ('floor') or the JAX program ('jax': the
+    peer rows on the CPU, the floor on CUDA, which is the same JAX program)."""
+    out = {}
+    for r in records.values():
+        if r.get("status") != DONE:
+            continue
+        if r.get("framework") == kind or (kind == "jax" and r.get("framework") == "floor" and r.get("device") == "cuda"):
+            out.setdefault((r["preset"], r["device"]), r["summary"]["median"])
+    return out
 
 
 def table_rows(records: dict[str, dict], order: list[str]) -> list[dict]:
     """One dict per row with the table's cells (None where there is no number)."""
-    floors = {(r["preset"], r["device"]): r["summary"]["median"] for r in records.values()
-              if r.get("framework") == "floor" and r.get("status") == DONE}
+    floors, peers = _baselines(records, "floor"), _baselines(records, "jax")
     out = []
     for rid in order:
         r = records.get(rid)
         if r is None:
             continue
         s = r.get("summary") or {}
-        med = s.get("median")
-        floor, x_floor = floors.get((r.get("preset"), r.get("device"))), None
-        if med and floor and r.get("framework") != "floor":
-            x_floor = med / floor
+        med, where = s.get("median"), (r.get("preset"), r.get("device"))
+        framework_row = r.get("framework") not in ("floor", "jax")
+        x_floor = med / floors[where] if med and where in floors and framework_row else None
+        x_jax = med / peers[where] if med and where in peers and framework_row else None
         known, (cold, warm) = _known(rid), first_epochs(r)
         floor_target = known.floor_target if known else None
         out.append({"row": rid, "tier": r.get("tier"), "status": r.get("status"), "median": med, "min": s.get("min"),
-                    "max": s.get("max"),
-                    "iqr": s.get("iqr"), "time_to_first_epoch": s.get("time_to_first_epoch"),
-                    "cold_start": cold, "warm_start": warm,
-                    "eval_seconds": s.get("eval_seconds"), "test_accuracy": s.get("test_accuracy"),
-                    "x_floor": x_floor, "target": r.get("target"), "met": verdict(med, r.get("target")),
+                    "max": s.get("max"), "iqr": s.get("iqr"), "time_to_first_epoch": s.get("time_to_first_epoch"),
+                    "cold_start": cold, "warm_start": warm, "eval_seconds": s.get("eval_seconds"),
+                    "test_accuracy": s.get("test_accuracy"),
+                    "trained": f"{s['epochs']} × {s['examples']:,}" if s.get("epochs") else None,
+                    "x_floor": x_floor, "x_jax": x_jax, "target": r.get("target"), "met": verdict(med, r.get("target")),
                     "floor_target": floor_target, "floor_met": verdict(x_floor, floor_target),
-                    "startup_met": startup_verdict(r, med), "note": note(r)})
+                    "startup_met": startup_verdict(r, med), "checked": checked(r), "optimizer": r.get("optimizer"),
+                    "threads": (r.get("settings") or {}).get("threads"), "note": note(r)})
     return out
 
 

@@ -2,7 +2,7 @@
 new (tracing and compilation included), with empty compilation caches (cold) and with the
 caches the cold run left (warm).
 
-    python -m bench.startup tf fast conf1 [cpu|cuda]   # one fresh process: prints a JSON line
+    python -m bench.startup tf fast conf1 [cpu|cuda] [threads]   # one fresh process: prints a JSON line
 
 `measure(row)` runs that twice in subprocesses sharing one new cache directory (inductor's
 caches for PyTorch, the C floor's build; TensorFlow keeps none), so
@@ -30,14 +30,17 @@ def cache_env(cache: Path) -> dict[str, str]:
             "TMPDIR": str(cache / "tmp"), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def measure(framework: str, variant: str, preset: str, device: str = "cpu", timeout: float = 900) -> dict:
-    """{"cold": {...}, "warm": {...}}: first_epoch and steady seconds of two fresh processes."""
+def measure(framework: str, variant: str, preset: str, device: str = "cpu", threads: int = 1,
+            timeout: float = 900) -> dict:
+    """{"cold": {...}, "warm": {...}}: first_epoch and steady seconds of two fresh processes, each
+    under the run's thread policy (`threads` per framework)."""
     out = {}
     with tempfile.TemporaryDirectory(prefix="twinbench-startup-") as tmp:
         env = {**os.environ, **cache_env(Path(tmp)), "PYTHONPATH": str(ROOT)}
         for kind in ("cold", "warm"):
             began = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "bench.startup", framework, variant, preset, device], env=env,
+            done = subprocess.run([sys.executable, "-m", "bench.startup", framework, variant, preset, device,
+                                   str(threads)], env=env,
                                   capture_output=True, text=True, timeout=timeout, cwd=ROOT)
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
             if done.returncode or not lines:
@@ -46,7 +49,7 @@ def measure(framework: str, variant: str, preset: str, device: str = "cpu", time
     return out
 
 
-def one_process(framework: str, variant: str, preset: str, device: str = "cpu") -> dict:
+def one_process(framework: str, variant: str, preset: str, device: str = "cpu", threads: str = "1") -> dict:
     """In this (fresh) process: load the data, then time building the model and its first epoch
     (tracing and compilation included), then a second epoch (steady)."""
     import numpy as np
@@ -55,15 +58,19 @@ def one_process(framework: str, variant: str, preset: str, device: str = "cpu") 
     from common.config import load_spec
     from common.data import datasets
     import frameworks
-    frameworks.configure()  # as the twinbench command does when it starts
+    from bench.matrix import PEER, Row
+    from bench.threads import apply_policy
+    from bench.matrix import Settings
+    used = (framework,) if framework in frameworks.NAMES else ()
+    apply_policy(Settings(threads=int(threads)), used)  # as `twinbench bench` does when it starts
     spec = load_spec(preset)
     x, y, x_eval, y_eval = datasets(spec)
     start = ref.start_weights(spec, spec.training.seed)
-    if framework == "floor":
-        from bench.measure import make_floor
+    if framework in ("floor", PEER):
+        from bench.measure import make_baseline
         x2, order = np.ascontiguousarray(x.reshape(len(x), -1)), np.arange(len(x))
         t0 = time.perf_counter()
-        floor = make_floor(spec, start, device)
+        floor = make_baseline(Row(framework, variant, preset, device), spec, start)
         floor.train_epoch(x2, y, order)
         first = time.perf_counter() - t0
         steady = floor.train_epoch(x2, y, order)["seconds"]
@@ -80,4 +87,4 @@ def one_process(framework: str, variant: str, preset: str, device: str = "cpu") 
 
 
 if __name__ == "__main__":
-    print(json.dumps(one_process(*sys.argv[1:5])), flush=True)
+    print(json.dumps(one_process(*sys.argv[1:6])), flush=True)

@@ -89,7 +89,8 @@ def compare(actual, expected, t: Tol, scale: float | None = None, name: str = "v
     i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     worst = float(ratio[i])
     where = "" if worst == 0 else (
-        f"{name}{list(map(int, i))}: actual {a[i]!r}, expected {e[i]!r}, |diff| {err[i]:.3g} > bound {bound[i]:.3g}"
+        f"{name}{list(map(int, i))}: actual {a[i]!r}, expected {e[i]!r}, |diff| {err[i]:.3g} "
+        f"{'>' if worst > 1 else '<='} bound {bound[i]:.3g}"
         f" (rtol {t.rtol:g}, atol {t.atol:g} x scale {scale:.3g}, floor {t.floor:g})")
     max_abs = float(np.max(err)) if np.all(np.isfinite(err)) else float("inf")
     top = float(np.max(np.abs(e)))

@@ -134,13 +134,34 @@ def git_diff() -> str:
         return ""
 
 
+def compilers() -> dict:
+    """The compilers behind the numbers: the C compiler (the C floor; PyTorch's inductor builds C++
+    with the same toolchain) and the versions of JAX's (jaxlib) and cffi, where installed. XLA
+    comes with TensorFlow (its version is TF's)."""
+    from importlib import metadata
+    out = {}
+    cc = os.environ.get("CC", "gcc")
+    try:
+        line = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()
+        out["cc"] = line[0] if line else cc
+    except (OSError, subprocess.SubprocessError):
+        out["cc"] = f"{cc}: not found"
+    for package in ("jax", "jaxlib", "cffi"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def describe() -> dict:
-    """A JSON-able record of the machine: date, commit, Python, platform, CPU, thread
-    variables, numpy. The frameworks' versions come from the registry (frameworks.describe)."""
+    """A JSON-able record of the machine: date, commit, Python, platform, CPU (what it is and its
+    SIMD flags), thread variables, numpy and the compilers. The frameworks' versions come from the
+    registry (frameworks.describe)."""
     env = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "git_commit": git_commit(), "python": platform.python_version(), "platform": platform.platform(),
-           "cpu": cpu_model(), "cpu_info": cpu_info(), "cpu_count": os.cpu_count(),
-           "threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+           "cpu": cpu_model(), "cpu_info": cpu_info(), "cpu_count": os.cpu_count(), "compilers": compilers(),
+           "threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "XLA_FLAGS",
                                                         "TF_ENABLE_ONEDNN_OPTS") if k in os.environ}}
     import numpy
     env["numpy"] = numpy.__version__

@@ -122,8 +122,17 @@ class TensorFlow(Framework):
 
     def threads(self) -> dict:
         tf = _tensorflow()
-        return {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        said = {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
+        # TF: 0 means "not set through the API": then its environment variable applies, else one thread per
+        # core this process may use (TF's MaxParallelism)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        for key, env in (("intra_op_threads", "TF_NUM_INTRAOP_THREADS"), ("inter_op_threads", "TF_NUM_INTEROP_THREADS")):
+            if not said[key]:
+                chosen = os.environ.get(env, "").strip()
+                said[key] = int(chosen) if chosen.isdigit() and int(chosen) > 0 else cores
+                said[f"{key}_from"] = f"${env}" if chosen.isdigit() and int(chosen) > 0 else "TF's default (the cores)"
+        return said
 
     def set_threads(self, n: int) -> str | None:
         tf = _tensorflow()

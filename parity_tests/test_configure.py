@@ -62,7 +62,8 @@ def test_configure_sets_threads_caches_and_log_level(tmp_path):
     out = _run(_CONFIGURE, "fresh", env={"TWINBENCH_COMPILE_CACHE": str(tmp_path)})
     assert out["said"] == [] and out["TF_NUM_INTRAOP_THREADS"] == "1" and out["TF_CPP_MIN_LOG_LEVEL"] == "2"
     assert out["TF_XLA_FLAGS"] is None, out  # no persistent XLA cache (no entry built elsewhere is ever loaded)
-    assert out["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor"), out
+    from common.environment import cpu_key
+    assert out["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor" / cpu_key()), out  # one folder per CPU
 
 
 @pytest.mark.parametrize("case, env, want", [

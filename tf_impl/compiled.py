@@ -53,15 +53,15 @@ def _counted(model: keras.Model, spec: Spec, xb, tb):
 
 
 def epoch_function(model: keras.Model, spec: Spec, n_examples: int, jit: bool) -> Callable:
-    """run(x, t, order, n_steps) -> (loss_sum, correct): the first n_steps full batches of
-    x[order] (and the last, smaller batch when n_steps is every full batch), in one tf.function."""
+    """epoch(x, t, order, n_steps, first) -> (loss_sum, correct): full batches first .. n_steps - 1
+    of x[order] (and the last, smaller batch when n_steps is every full batch), in one tf.function."""
     bs = spec.training.batch_size
     full, tail = divmod(n_examples, bs)
 
     # TF: XLA fuses the step's ops and compiles the whole loop. No autograph: the loop's Python is over static
     # values, and converting the step's code cost 0.9 s of a new process's first conf5 epoch (3.5 -> 2.6 s)
     @tf.function(jit_compile=jit, autograph=False)
-    def run(x, t, order, n_steps):
+    def run(x, t, order, n_steps, first):
         x, t = tf.gather(x, order), tf.gather(t, order)  # the epoch's order, gathered once on device
         zero = tf.zeros((), x.dtype)
 
@@ -72,7 +72,7 @@ def epoch_function(model: keras.Model, spec: Spec, n_examples: int, jit: bool) -
                 loss, c = _counted(model, spec, tf.slice(x, [j, 0, 0], [bs, 28, 28]), tf.slice(t, [j, 0], [bs, -1]))
                 loss_sum, correct = loss_sum + loss, correct + c
             return i + steps, loss_sum, correct
-        state, steps = (0, zero, zero), _unroll(spec)
+        state, steps = (first, zero, zero), _unroll(spec)
         if steps > 1:
             state = tf.while_loop(lambda i, *_: i + steps <= n_steps, lambda *a: body(*a, steps=steps), state)
         _, loss_sum, correct = tf.while_loop(lambda i, *_: i < n_steps, body, state)
@@ -83,8 +83,9 @@ def epoch_function(model: keras.Model, spec: Spec, n_examples: int, jit: bool) -
             loss_sum, correct = tf.cond(n_steps == full, with_tail, lambda: (loss_sum, correct))
         return loss_sum, correct
 
-    def epoch(x, t, order, n_steps: int = full) -> tuple[float, int]:
-        loss_sum, correct = run(x, t, tf.constant(order, tf.int32), tf.constant(n_steps, tf.int32))
+    def epoch(x, t, order, n_steps: int = full, first: int = 0) -> tuple[float, int]:
+        loss_sum, correct = run(x, t, tf.constant(order, tf.int32), tf.constant(n_steps, tf.int32),
+                                tf.constant(first, tf.int32))
         return float(loss_sum), int(correct)  # TF: the only host sync of the epoch
     return epoch
 
@@ -93,10 +94,10 @@ def book_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
     """The same epoch as epoch_function's, the book's step called from Python per batch."""
     bs = spec.training.batch_size
 
-    def epoch(x, t, order, n_steps: int = n_examples // bs) -> tuple[float, int]:
+    def epoch(x, t, order, n_steps: int = n_examples // bs, first: int = 0) -> tuple[float, int]:
         loss_sum, correct = 0.0, 0
         stop = n_examples if n_steps == n_examples // bs else n_steps * bs
-        for j in range(0, stop, bs):
+        for j in range(first * bs, stop, bs):
             rows = tf.constant(order[j:j + bs], tf.int32)
             loss, c = _counted(model, spec, tf.gather(x, rows), tf.gather(t, rows))
             loss_sum, correct = loss_sum + float(loss), correct + int(c)

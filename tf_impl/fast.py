@@ -27,12 +27,20 @@ _EPOCHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(s
 # --- section: compile_epoch ---
 
 
-def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
-    """epoch(x, t, order) -> (loss_sum, correct): one epoch trained on the model's device, built
-    (and compiled) now by the first tier that works; `.tier` names it.
+def epoch_inputs(model: keras.Model, spec: Spec, x: np.ndarray, y: np.ndarray) -> tuple:
+    """(x, t): the training images and one-hot targets as the epoch takes them, on the model's device."""
+    with tf.device(device_name(model.device)):
+        return tf.constant(as_inputs(spec, x)), one_hot(spec, y)
 
-    x: (n, 28, 28) inputs and t: one-hot targets, on the device; order: the epoch's permutation
-    (numpy). Built once per model and step (`step_key`: another seed or name is the same step).
+
+def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
+    """epoch(x, t, order, n_steps=None, first=0) -> (loss_sum, correct): one epoch trained on the
+    model's device, built (and compiled) now by the first tier that works; `.tier` names it.
+
+    x, t: from `epoch_inputs`; order: the epoch's permutation (numpy). n_steps and first: only full
+    batches first .. n_steps - 1 (the short last batch too when n_steps is every full batch), for
+    checking the loop that is timed. Built once per model and step (`step_key`: another seed or
+    name is the same step).
     """
     built = _EPOCHS.setdefault(model, {})
     key = (step_key(spec), n_examples)
@@ -40,9 +48,10 @@ def compile_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
         with tf.device(device_name(model.device)):
             epoch, tier = first_working(compiled.tiers(model, spec, n_examples), "tf_impl.fast")
 
-        def run(x, t, order: np.ndarray) -> tuple[float, int]:
+        def run(x, t, order: np.ndarray, n_steps: int | None = None, first: int = 0) -> tuple[float, int]:
             with tf.device(device_name(model.device)):
-                return epoch(x, t, order)
+                return epoch(x, t, order, n_examples // spec.training.batch_size if n_steps is None else n_steps,
+                             first)
         run.tier = tier
         built[key] = run
     return built[key]
@@ -59,8 +68,7 @@ def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None, 
     `compile_seconds`). A progress bar, if given, advances once per epoch."""
     x, y, x_eval, y_eval = data
     n, steps = len(x), -(-len(x) // spec.training.batch_size)
-    with tf.device(device_name(model.device)):
-        xs, ts = tf.constant(as_inputs(spec, x)), one_hot(spec, y)  # TF: the data copied to the device once
+    xs, ts = epoch_inputs(model, spec, x, y)  # TF: the data copied to the device once
     runs: list[Callable] = []
 
     def prepare() -> dict:

@@ -37,9 +37,10 @@ def state_tensors(model: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], grads: list[torch.Tensor],
-         state: list[torch.Tensor], scalars: dict[str, torch.Tensor]) -> None:
+         state: list[torch.Tensor], scalars: dict[str, torch.Tensor], differentiable: bool = False) -> None:
     """One step of `optimizer`'s rule on the given tensors, in place: `state` as `state_tensors`
-    lists it, `scalars` the step's `_step_scalars` (the spec rule's)."""
+    lists it, `scalars` the step's `_step_scalars` (the spec rule's). differentiable: torch.optim's
+    differentiable form (the same formula, its step-count arithmetic on tensors)."""
     if isinstance(optimizer, SpecOptimizer):
         slots, n = canonical.slot_names(optimizer.spec), len(params)
         state[-1].add_(1)  # what SpecOptimizer.step does: count the step, then update every weight
@@ -47,9 +48,14 @@ def step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], grads: li
             update(optimizer.spec, p, g, {k: state[j * n + i] for j, k in enumerate(slots)}, scalars)
         return
     # PT: foreach=False: one weight at a time, as the book's optimizer runs on the CPU
-    twin = type(optimizer)(params, **{**optimizer.defaults, "foreach": False})
-    keys = _keys(optimizer)
+    twin = type(optimizer)(params, **{**optimizer.defaults, "foreach": False, "differentiable": differentiable})
+    keys, counts = _keys(optimizer), []
     for i, (p, g) in enumerate(zip(params, grads)):
         twin.state[p] = dict(zip(keys, state[i * len(keys):(i + 1) * len(keys)]))
+        if differentiable and "step" in twin.state[p]:  # PT: its step-count arithmetic in float64, as the book's
+            counts.append((twin.state[p]["step"], twin.state[p]["step"].to(torch.float64)))  # Python floats
+            twin.state[p]["step"] = counts[-1][1]
         p.grad = g
     twin.step()
+    for count, wide in counts:
+        count.copy_(wide)

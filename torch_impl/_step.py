@@ -48,16 +48,19 @@ def scalar_tables(spec: Spec, t: torch.Tensor, n_steps: int) -> list[torch.Tenso
 
 
 def loop_args(spec: Spec, n_steps: int, x: torch.Tensor, t: torch.Tensor, order: torch.Tensor,
-              mut: list[torch.Tensor]) -> tuple:
-    """A loop's arguments: (n_steps, order2d, x, t, loss_sum, correct, *mutables, *scalar tables).
-    order2d and the tables hold every full batch of the epoch whatever n_steps is, so a loop
-    compiled for the epoch also runs its first few steps (the self-check) without recompiling."""
+              mut: list[torch.Tensor], first: int = 0) -> tuple:
+    """A loop's arguments: (n_steps, order2d, x, t, loss_sum, correct, *mutables, *scalar tables),
+    for n_steps steps from full batch `first` on. order2d and the tables hold every full batch of
+    the epoch whatever n_steps is (order2d's rows turned to start at `first`, the tables at the
+    optimizer's step count), so a loop compiled for the epoch also runs any run of its batches (the
+    self-check, the benchmark's check of the last batches) without recompiling."""
     bs = spec.training.batch_size
     full = len(x) // bs
+    order2d = order[:full * bs].view(full, bs)
     # PT: shape (1,), not (): torch.compile drops in-place updates of a 0-d float64 CPU input (2.13)
     loss_sum = torch.zeros(1, dtype=torch.float64, device=x.device)
     correct = torch.zeros(1, dtype=torch.int64, device=x.device)
-    return (torch.tensor(n_steps, device=x.device), order[:full * bs].view(full, bs),
+    return (torch.tensor(n_steps, device=x.device), torch.roll(order2d, -first, 0) if first else order2d,
             x.reshape(len(x), -1), t, loss_sum, correct, *mut, *scalar_tables(spec, mut[-1], full))
 
 
@@ -82,10 +85,14 @@ def trace(model: torch.nn.Module, spec: Spec, decompose: bool) -> torch.fx.Graph
     try:
         return _trace(model, spec, decompose)
     except Exception as exc:  # noqa: BLE001  every tier built on the traced step is dropped together
-        raise Unmet("tracing the step", f"{type(exc).__name__}: {str(exc).strip()[:300]}") from exc
+        first = exc
+    try:  # PT: torch < 2.5's Adam takes math.sqrt of its step count, which a traced step holds as a symbol;
+        return _trace(model, spec, decompose, differentiable=True)  # its differentiable form keeps it a tensor
+    except Exception:  # noqa: BLE001
+        raise Unmet("tracing the step", f"{type(first).__name__}: {str(first).strip()[:300]}") from first
 
 
-def _trace(model: torch.nn.Module, spec: Spec, decompose: bool) -> torch.fx.GraphModule:
+def _trace(model: torch.nn.Module, spec: Spec, decompose: bool, differentiable: bool = False) -> torch.fx.GraphModule:
     names_p = [n for n, _ in model.named_parameters()]
     names_b = [n for n, _ in model.named_buffers()]
     n_p, n_b, keys, loss_fn, book = len(names_p), len(names_b), scalar_names(spec), SpecLoss(spec), model.optimizer
@@ -101,7 +108,7 @@ def _trace(model: torch.nn.Module, spec: Spec, decompose: bool) -> torch.fx.Grap
             loss = loss_fn(tb, z)
             grads = torch.autograd.grad(loss, leaves)
         with torch.no_grad():  # the book optimizer's own step on these tensors
-            _optim.step(book, params, list(grads), state, scalars)
+            _optim.step(book, params, list(grads), state, scalars, differentiable)
             correct = (z.detach().argmax(-1) == tb.argmax(-1)).sum()
         return loss.detach(), correct
 
@@ -122,14 +129,15 @@ _PROFILER = ("profiler._record_function_enter", "profiler._record_function_exit"
 
 def _unprofiled(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """The graph without torch.optim's profiler range (two ops torch.compile cannot take) and what
-    nothing uses: reads of a step count that no formula needs, the instance's fresh state."""
+    nothing uses: reads of a step count that no formula needs, the instance's fresh state. Only ops
+    that mutate nothing are dropped (FX's own dead-code pass drops unused in-place updates in torch 2.4)."""
     for node in reversed(list(gm.graph.nodes)):
-        if node.op == "call_function" and str(node.target).startswith(_PROFILER):
+        schema = getattr(node.target, "_schema", None)
+        profiling = node.op == "call_function" and str(node.target).startswith(_PROFILER)
+        unused = not node.users and (node.op == "get_attr" or (schema is not None and not schema.is_mutable))
+        if profiling or (unused and node.op in ("call_function", "get_attr")):
             gm.graph.erase_node(node)
-        elif node.target is aten._local_scalar_dense.default and not node.users:
-            gm.graph.erase_node(node)
-    gm.graph.eliminate_dead_code()
-    gm.delete_all_unused_submodules()
+    gm.graph.lint()
     gm.recompile()
     return gm
 

@@ -70,15 +70,15 @@ def _book_steps(model: torch.nn.Module, spec: Spec, x, t, order: torch.Tensor) -
 
 
 def epoch_function(model: torch.nn.Module, spec: Spec, n_examples: int, loop: Callable) -> Callable:
-    """epoch(x, t, order, n_steps) -> (loss_sum, correct): `loop` (torch_impl._step's loop
-    signature) over the first n_steps full batches of x[order] in place on the model's tensors,
+    """epoch(x, t, order, n_steps, first) -> (loss_sum, correct): `loop` (torch_impl._step's loop
+    signature) over full batches first .. n_steps - 1 of x[order] in place on the model's tensors,
     and the last, smaller batch with the book's step when n_steps is every full batch."""
     bs, device = spec.training.batch_size, model.device
     full = n_examples // bs
 
-    def epoch(x, t, order, n_steps: int = full) -> tuple[float, int]:
+    def epoch(x, t, order, n_steps: int = full, first: int = 0) -> tuple[float, int]:
         order = torch.as_tensor(order, device=x.device)
-        args = _step.loop_args(spec, n_steps, x, t, order, _step.mutables(model))
+        args = _step.loop_args(spec, n_steps - first, x, t, order, _step.mutables(model), first)
         model.train()
         with _step.one_thread(device):  # the tail too: a 2-thread op between loops leaves OpenMP threads spinning
             with torch.no_grad():  # PT: while_loop may mutate its inputs only without autograd
@@ -93,9 +93,10 @@ def book_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callable:
     """The same epoch as epoch_function's, the book's step called from Python per batch."""
     full = n_examples // spec.training.batch_size
 
-    def epoch(x, t, order, n_steps: int = full) -> tuple[float, int]:
-        stop = n_examples if n_steps == full else n_steps * spec.training.batch_size
-        return _book_steps(model, spec, x, t, torch.as_tensor(order[:stop], device=x.device))
+    def epoch(x, t, order, n_steps: int = full, first: int = 0) -> tuple[float, int]:
+        bs = spec.training.batch_size
+        stop = n_examples if n_steps == full else n_steps * bs
+        return _book_steps(model, spec, x, t, torch.as_tensor(order[first * bs:stop], device=x.device))
     epoch.loop = None
     return epoch
 

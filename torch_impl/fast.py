@@ -26,12 +26,19 @@ _LOOPS: dict[tuple, tuple] = {}  # (step_key(spec), n, device) -> (loop or None,
 # --- section: compile_epoch ---
 
 
-def compile_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callable:
-    """epoch(x, t, order) -> (loss_sum, correct): one epoch trained on the model's device, built
-    (and compiled) now by the first tier that works; `.tier` names it.
+def epoch_inputs(model: torch.nn.Module, spec: Spec, x: np.ndarray, y: np.ndarray) -> tuple:
+    """(x, t): the training images and one-hot targets as the epoch takes them, on the model's device."""
+    return as_inputs(spec, x, model.device), one_hot(spec, y).to(model.device)
 
-    x: (n, 28, 28) inputs and t: one-hot targets, on the device; order: the epoch's permutation
-    (numpy). Built once per step (`step_key`: another seed or name is the same step).
+
+def compile_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callable:
+    """epoch(x, t, order, n_steps=None, first=0) -> (loss_sum, correct): one epoch trained on the
+    model's device, built (and compiled) now by the first tier that works; `.tier` names it.
+
+    x, t: from `epoch_inputs`; order: the epoch's permutation (numpy). n_steps and first: only full
+    batches first .. n_steps - 1 (the short last batch too when n_steps is every full batch), for
+    checking the loop that is timed. Built once per step (`step_key`: another seed or name is the
+    same step).
     """
     key = (step_key(spec), n_examples, model.device)
     if key in _LOOPS:  # PT: the loop takes the model's tensors as inputs: models of one spec share it
@@ -42,8 +49,8 @@ def compile_epoch(model: torch.nn.Module, spec: Spec, n_examples: int) -> Callab
         epoch, tier = first_working(compiled.tiers(model, spec, n_examples), "torch_impl.fast")
         _LOOPS[key] = epoch.loop, tier
 
-    def run(x, t, order: np.ndarray) -> tuple[float, int]:
-        return epoch(x, t, order)
+    def run(x, t, order: np.ndarray, n_steps: int | None = None, first: int = 0) -> tuple[float, int]:
+        return epoch(x, t, order, n_examples // spec.training.batch_size if n_steps is None else n_steps, first)
     run.tier = tier
     return run
 
@@ -59,7 +66,7 @@ def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = No
     `compile_seconds`). A progress bar, if given, advances once per epoch."""
     x, y, x_eval, y_eval = data
     n, steps = len(x), -(-len(x) // spec.training.batch_size)
-    xs, ts = as_inputs(spec, x, model.device), one_hot(spec, y).to(model.device)  # the data copied to the device once
+    xs, ts = epoch_inputs(model, spec, x, y)  # the data copied to the device once
     runs: list[Callable] = []
 
     def prepare() -> dict:

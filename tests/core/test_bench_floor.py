@@ -122,3 +122,31 @@ def test_floor_refuses_other_presets() -> None:
         assert unsupported(load_spec(name))
         with pytest.raises(ValueError, match="floor"):
             Floor(load_spec(name), ref.init_weights(load_spec(name), 0))
+
+
+@pytest.mark.parametrize("preset", ["conf1", "conf5"])
+def test_jax_program_computes_every_product_at_highest_precision(preset: str) -> None:
+    """Every matrix product of the JAX step, its gradient's included, asks for HIGHEST precision:
+    JAX's default lets recent GPUs use TF32, which the PyTorch rows keep off."""
+    jax = pytest.importorskip("jax")
+    from functools import partial
+
+    from bench import floor_jax
+    spec = load_spec(preset)
+    w = ref.init_weights(spec, 0)
+    params = tuple(jax.numpy.asarray(w[k], np.float32) for k in floor_jax.NAMES)
+    x, y = small_data(4)
+    closed = jax.make_jaxpr(jax.grad(lambda p: partial(floor_jax._loss, spec)(p, x, y)[0]))(params)
+
+    def products(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                yield eqn.params["precision"]
+            for sub in inner(eqn.params):
+                yield from products(sub)
+    from importlib import import_module
+    inner = getattr(import_module("jax.extend.core"), "jaxprs_in_params", None) or jax.core.jaxprs_in_params
+    found = list(products(closed.jaxpr))
+    assert len(found) >= 4  # two forward products and their gradients
+    highest = jax.lax.Precision.HIGHEST
+    assert all(p == (highest, highest) for p in found), found

@@ -35,3 +35,17 @@ def test_compare_samples_and_interval():
     assert iv["high"] - iv["mean"] == pytest.approx(4.302653 * 0.5773503 / 3 ** 0.5, rel=1e-5)
     paired = stats.compare_samples([0.95, 0.96], [0.951, 0.961], 0.005, paired=True)
     assert paired["paired"] and paired["interval"]["n"] == 2
+
+
+def test_paired_tost_with_identical_pairs_says_so():
+    """The two frameworks often end every seed on the same accuracy: no spread for a t-test
+    (scipy gives NaN), so the verdict is exact and says why."""
+    same = stats.tost(A, A, 0.005, paired=True)
+    assert same["p"] == 0.0 and same["method"].startswith("exact: every paired difference is +0")
+    shifted = stats.tost(A, A - 0.001, 0.005, paired=True)  # a constant difference inside the margin
+    assert shifted["p"] == 0.0 and "+0.001" in shifted["method"]
+    outside = stats.tost(A, A - 0.006, 0.005, paired=True)
+    assert outside["p"] == 1.0
+    result = stats.compare_samples(A, A, 0.005, paired=True)
+    assert result["equivalent"] and result["tost_method"].startswith("exact")
+    assert not np.isnan(result["tost_p"])
