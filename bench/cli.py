@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -132,15 +133,15 @@ def _main(args: argparse.Namespace) -> int:
         (Path(settings.out) / "accuracy.json").unlink(missing_ok=True) if not settings.quick else None
     from bench import runner
     from bench.threads import policy
-    print(f"twinbench bench: {len(rows)} row{'s' * (len(rows) != 1)}, {'quick' if settings.quick else 'full'}, "
-          f"{settings.rounds} timed round{'s' * (settings.rounds != 1)} each after the first; {policy(settings)}; "
-          f"results in {settings.out}", flush=True)
+    say(f"twinbench bench: {len(rows)} row{'s' * (len(rows) != 1)}, {'quick' if settings.quick else 'full'}, "
+        f"{settings.rounds} timed epoch{'s' * (settings.rounds != 1)} each after the first; results in {settings.out}")
+    say(f"threads: {policy(settings)}")
     import frameworks
     for line in frameworks.skipped():  # their rows are recorded as skipped, with the reason
-        print(f"twinbench bench: {line}", flush=True)
+        say(f"twinbench bench: {line}")
     start, code = time.perf_counter(), 0
     try:
-        code = 1 if runner.run(settings, lambda text: print(text, flush=True)) else 0
+        code = 1 if runner.run(settings, say) else 0
     except KeyboardInterrupt:
         code = 130
     described = {**settings.__dict__, "seeds": list(settings.seeds), "policy": policy(settings),
@@ -150,12 +151,18 @@ def _main(args: argparse.Namespace) -> int:
     out = Path(settings.out)
     extra = [out / "git-diff.patch"] + ([] if settings.quick else [out / "accuracy.json"])
     written += [p for p in extra if p.exists()]
-    print(f"\n{time.perf_counter() - start:.0f} s; written in {out}: rows/, {', '.join(p.name for p in written)}",
-          flush=True)
+    print()
+    say(f"{time.perf_counter() - start:.0f} s; written in {out}: rows/, {', '.join(p.name for p in written)}")
     if code == 130:
         print("interrupted: the finished rows are kept; add --resume to the same command to measure the rest",
               file=sys.stderr)
     return code
+
+
+def say(text: str) -> None:
+    """A line of the run's progress, wrapped at 100 columns (a long path stays whole)."""
+    print(textwrap.fill(text, 99, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False),
+          flush=True)
 
 
 def _batch_map(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from bench.matrix import COLD_FIRST_EPOCH, WARM_OVER_STEADY, all_rows
 from bench.results import load_rows, table_rows
 from common.config import load_spec
 from common.files import write_json, write_text
+from common.text import signed
 
 # the terminal's table (under 100 columns) and latest.md's, every column: key -> header
 TERMINAL = {"row": "row", "tier": "tier", "median": "s/epoch", "x_floor": "x floor", "x_jax": "x JAX",
@@ -57,7 +58,7 @@ def study_text(study: dict) -> str:
     a, b = (fw for fw in study["frameworks"])
     how = st.get("tost_method") or ("paired t-tests" if st.get("paired") else "Welch t-tests")
     return (f"{study['preset']}, {study['epochs']} epochs, seeds {seeds} (each seed: the same start and order in "
-            f"both): mean difference {a} - {b} {st['difference']:+.4f}; equivalence within ±{st['margin']} "
+            f"both): mean difference {a} - {b} {signed(st['difference'])}; equivalence within ±{st['margin']} "
             f"(TOST, {how}): p = {st['tost_p']:.3g}, "
             f"{'equivalent' if st['equivalent'] else 'equivalence not shown'} at alpha {st['alpha']}")
 
@@ -108,13 +109,15 @@ def epoch_times_figure(rows: list[dict], title: str = ""):
     ax.barh(y, [r["median"] for r in rows], color=[_colour(r["row"]) for r in rows],
             xerr=[[r["median"] - r["min"] for r in rows], [r["max"] - r["median"] for r in rows]], capsize=3)
     for i, r in enumerate(rows):
-        ax.text(r["max"] * 1.06, i, f"{r['median']:.3g} s", va="center", fontsize=8)
+        ax.text(max(r["max"], r["target"] or 0) * 1.06, i, f"{r['median']:.3g} s", va="center", fontsize=8)  # clear of
+        # the target's tick
         if r["target"]:
             ax.plot([r["target"]] * 2, [i - 0.4, i + 0.4], "k--", lw=1)
     ax.set_yticks(list(y), [r["row"] for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlim(min(r["min"] for r in rows) / 1.5, max(r["max"] for r in rows) * 2.2)  # room for the values
+    ax.set_xlim(min(r["min"] for r in rows) / 1.5, max(max(r["max"], r["target"] or 0) for r in rows) * 2.2)  # room
+    # for the values
     ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
@@ -151,7 +154,10 @@ def epoch_times_title(env: dict, settings: dict | None) -> str:
     cpu = cpu_line(env["cpu_info"]) if env.get("cpu_info") else env.get("cpu")
     when = " · ".join(x for x in (str(env.get("date", ""))[:10],
                                   f"commit {env['git_commit'][:7]}" if env.get("git_commit") else "") if x)
-    head = f"Seconds per epoch, median of {rounds} rounds" if rounds else "Seconds per epoch, median"
+    head = ("Seconds per epoch" + (f", median of {rounds} timed epochs" if rounds and rounds > 1 else
+                                   ", one timed epoch" if rounds == 1 else ", median"))
+    if (settings or {}).get("quick"):
+        head += f" (quick: conf1 on {settings['quick_examples']:,} of 60,000 images, scaled to 60,000)"
     return head + "".join(f"\n{x}" for x in (cpu, when) if x)
 
 
@@ -212,7 +218,7 @@ def write_report(out: str | Path, settings: dict | None = None) -> tuple[str, li
     study = json.loads(study_path.read_text()) if study_path.exists() else None
     env = next((r["environment"] for r in records.values() if r.get("environment")), {})
     head = environment_lines(env, settings)
-    wrapped = [textwrap.fill(line, 100, subsequent_indent="  ") for line in head]
+    wrapped = [textwrap.fill(line, 99, subsequent_indent="  ", break_long_words=False) for line in head]
     write_json(out / "latest.json", {"generated": datetime.datetime.now().isoformat(timespec="seconds"),
                                      "settings": settings, "environment": env, "rows": rows,
                                      "accuracy": {k: v for k, v in (study or {}).items() if k != "runs"}})

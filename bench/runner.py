@@ -29,7 +29,8 @@ def line(record: dict) -> str:
     if not s:
         return f"{record['id']}: {record['status']}: {record.get('reason', '')}"
     acc = s["test_accuracy"]
-    return (f"{record['id']}: {s['median']:.3g} s/epoch (median of {s['rounds']}), test acc "
+    rounds = f"median of {s['rounds']} timed epochs" if s["rounds"] > 1 else "one timed epoch"
+    return (f"{record['id']}: {s['median']:.3g} s/epoch ({rounds}), test acc "
             f"{'—' if acc is None else f'{acc:.4f}'}" + (f", tier {record['tier']}" if record.get("tier") else ""))
 
 

@@ -1,6 +1,8 @@
 """The epoch loop every `fit` runs (book and fast, both frameworks): the epoch's order,
 the timing, the evaluation, the history row, `on_epoch` and the divergence check.
 
+A Ctrl-C (common.interrupts) stops the loop between epochs, and a book loop between batches.
+
 A fit supplies how one epoch trains (`train_epoch(order, bar) -> (loss, accuracy)`, the
 running means over the epoch) and how the model is evaluated; a fast fit also supplies
 `prepare`, which compiles its epoch before the first one, so that in both frameworks an
@@ -13,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from common import interrupts
 from common.data import epoch_permutation
 from common.history import check_epoch
 from common.spec import Spec
@@ -39,11 +42,13 @@ def fit_epochs(spec: Spec, n: int, train_epoch: Callable[[np.ndarray, object], t
         info = {**prepare(), "compile_seconds": time.perf_counter() - start}
     history: list[dict] = []
     for epoch in range(initial_epoch, epochs or spec.training.epochs):
+        interrupts.check()  # a Ctrl-C while building, evaluating or writing stops here (common.interrupts)
         order, bar = epoch_order(spec, epoch, n), progress(epoch) if progress else None
         start = time.perf_counter()  # the order is drawn before: `seconds` is training only
         loss, accuracy = train_epoch(order, bar)
         seconds = time.perf_counter() - start
         bar.close() if bar else None
+        interrupts.check()  # the epoch did not finish: it is not recorded
         val_loss, val_acc = evaluate()
         row = {"epoch": epoch + 1, "loss": float(loss), "accuracy": float(accuracy), "val_loss": float(val_loss),
                "val_accuracy": float(val_acc), "seconds": seconds, **(info if not history else {})}

@@ -76,3 +76,18 @@ def test_configure_keeps_the_users_choice_and_says_when_too_late(case: str, env:
     assert out["TF_NUM_INTRAOP_THREADS"] == want[0], out
     assert want[1] is None or out["TF_CPP_MIN_LOG_LEVEL"] == want[1], out
     assert [m[:len(w)] for m, w in zip(out["said"], want[2])] == want[2] and len(out["said"]) == len(want[2]), out
+
+
+_THREADS = """
+import json, frameworks
+frameworks.configure()
+print(json.dumps(frameworks.get("tf").threads()))
+"""
+
+
+def test_tf_threads_read_back_the_value_that_applies():
+    """TF reports 0 for a pool it sized itself: the record says what applies (issue 29: a row said 0
+    while one intra-op thread was in force)."""
+    out = _run(_THREADS, "fresh")
+    assert out["intra_op_threads"] == 1 and out["intra_op_threads_from"] == "$TF_NUM_INTRAOP_THREADS", out
+    assert out["inter_op_threads"] >= 1 and out["inter_op_threads_from"] == "TF's default (the cores)", out

@@ -30,8 +30,18 @@ def experiment_figure(summary: dict, title: str = ""):
         ax.set_ylabel("test accuracy")
     legend_outside(fig, panels[:len(specs)])
     width = int(fig.get_figwidth() * 14)  # characters of 10-point text across the figure
-    fig.suptitle("\n".join(wrap(t, width) for t in (title, _printout_note(summary)) if t), fontsize=10)
+    fig.suptitle("\n".join(wrap(t, width) for t in (title, size_note(summary), _printout_note(summary)) if t),
+                 fontsize=10)
     return fig
+
+
+def size_note(summary: dict) -> str:
+    """A line saying the run was smaller than the chapter's (fewer images or epochs), or ''."""
+    settings = summary.get("settings") or {}
+    n, epochs = settings.get("train_examples"), settings.get("epochs")
+    parts = ([f"{n:,} of 60,000 training images"] if n else []) + \
+        ([f"{epochs} epoch{'s' if epochs != 1 else ''} (the specs ask for their own)"] if epochs else [])
+    return f"a small run: {', '.join(parts)}; its accuracies are not the chapter's" if parts else ""
 
 
 def _chapter_comparable(summary: dict) -> bool:
@@ -62,7 +72,8 @@ def _panel(ax, row: dict, fws: list[str], chapter_comparable: bool = True) -> No
             epochs += b["epochs"]
         d = row["defaults"].get(fw)
         if d and d["band"]["epochs"]:
-            ax.plot(d["band"]["epochs"], d["band"]["mean"], "--", color=f"C{i}", lw=1.2, label=f"{fw}, own defaults")
+            ax.plot(d["band"]["epochs"], d["band"]["mean"], ":", color=f"C{i + 2}", lw=2.0, marker="x", ms=4, zorder=5,
+                    label=f"{fw}, own defaults: mean")  # a colour, line and marker of its own: apart from the means
     chapter = row.get("chapter")
     if chapter and chapter_comparable:
         printed = chapter["printed"]["test_accuracy"][:max(epochs, default=0)]

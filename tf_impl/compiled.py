@@ -12,6 +12,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from common import interrupts
 from common.selfcheck import CHECK_STEPS, After, check_data, disagreement
 from common.spec import Spec
 from common.tiers import Tier
@@ -98,6 +99,7 @@ def book_epoch(model: keras.Model, spec: Spec, n_examples: int) -> Callable:
         loss_sum, correct = 0.0, 0
         stop = n_examples if n_steps == n_examples // bs else n_steps * bs
         for j in range(first * bs, stop, bs):
+            interrupts.check()
             rows = tf.constant(order[j:j + bs], tf.int32)
             loss, c = _counted(model, spec, tf.gather(x, rows), tf.gather(t, rows))
             loss_sum, correct = loss_sum + float(loss), correct + int(c)

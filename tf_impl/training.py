@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from common import canonical
+from common import canonical, interrupts
 from common.epochs import fit_epochs
 from common.spec import Spec
 from tf_impl.losses import SpecLoss, one_hot, per_example_loss
@@ -78,14 +78,17 @@ def evaluate(model: keras.Model, spec: Spec, x: np.ndarray, y: np.ndarray,
 
 
 class _Progress(keras.callbacks.Callback):
-    """TF: a tqdm bar fed by Keras's batch callbacks (Keras's own bar has another format)."""
+    """TF: a tqdm bar fed by Keras's batch callbacks (Keras's own bar has another format); and a
+    Ctrl-C (common.interrupts) stops `fit` after the batch, outside TF's device scope."""
 
     def __init__(self, bar):
         super().__init__()
         self.bar = bar
 
     def on_train_batch_end(self, batch, logs=None):
-        self.bar.update(1)
+        self.bar.update(1) if self.bar else None
+        if interrupts.requested():
+            self.model.stop_training = True  # TF: Keras ends its batch loop; check() raises after fit returns
 
 
 def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None, initial_epoch: int = 0,
@@ -104,7 +107,8 @@ def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None, 
         with tf.device(device_name(model.device)):
             # TF: shuffle=False because both frameworks use the order drawn above
             logs = model.fit(x[order], t[order], batch_size=spec.training.batch_size, epochs=1,
-                             shuffle=False, verbose=0, callbacks=[_Progress(bar)] if bar else []).history
+                             shuffle=False, verbose=0, callbacks=[_Progress(bar)]).history
+        interrupts.check()  # outside the device scope
         return logs["loss"][0], logs["accuracy"][0]
     return fit_epochs(spec, len(x), train_epoch, lambda: evaluate(model, spec, x_eval, y_eval), epochs,
                       initial_epoch, on_epoch, progress)

@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 
+from common import interrupts
 from common.selfcheck import CHECK_STEPS, After, check_data, disagreement
 from common.spec import Spec
 from common.tiers import Tier
@@ -63,6 +64,7 @@ def _book_steps(model: torch.nn.Module, spec: Spec, x, t, order: torch.Tensor) -
     model.train()
     with torch.enable_grad():  # PT: the caller may run under no_grad; the book's step needs autograd
         for rows in order.split(bs):
+            interrupts.check()
             loss, z = train_batch(model, spec, x[rows], t[rows])
             loss_sum += loss.item() * len(rows)
             correct += int((z.argmax(-1) == t[rows].argmax(-1)).sum())

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from common import canonical
+from common import canonical, interrupts
 from common.epochs import fit_epochs
 from common.spec import Spec
 from torch_impl.losses import SpecLoss, one_hot
@@ -102,6 +102,7 @@ def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = No
         loss_sum, correct = 0.0, 0
         model.train()
         for xb, tb in loader:
+            interrupts.check()  # a Ctrl-C stops between batches (common.interrupts)
             loss, z = train_batch(model, spec, xb, tb)
             # PT: running loss and accuracy over the epoch, as Keras's fit reports them
             loss_sum += loss.item() * len(xb)

@@ -7,6 +7,7 @@ import sys
 import frameworks
 from common.config import SpecError
 from twinbench import commands
+from twinbench.options import add_variant
 
 DESCRIPTION = """One spec of the chapter-5 digit network (Ekman, Learning Deep Learning) drives matching
 TensorFlow/Keras 3 and PyTorch implementations. Parity tests check that they compute the same
@@ -15,12 +16,13 @@ loss and gradients; benchmarks measure how fast and how accurate they are."""
 EXAMPLES = {
     "data": ["twinbench data", "twinbench data --path ~/Downloads/mnist.npz"],
     "config": ["twinbench config list", "twinbench config show conf5 > my.toml"],
-    "train": ["twinbench train --framework tf --config conf1 --epochs 6",
-              "twinbench train --framework torch --config conf5 --variant fast --canonical-start",
-              "twinbench train --framework tf --config conf1 --epochs 6 --json h.json --save w.npz",
-              "twinbench train --framework tf --config conf1 --epochs 6 --json h.json --save w.npz --resume"],
-    "compare": ["twinbench compare --config conf5 --epochs 3",
-                "twinbench compare --config my.toml --variant fast --plot both.png --json both.json"],
+    "train": ["twinbench train --framework tf                     # conf5, fast, 20 epochs: about 10 s",
+              "twinbench train --framework tf --config conf1 --epochs 6 --variant book   # the chapter's code",
+              "twinbench train --framework torch --canonical-start",
+              "twinbench train --framework tf --epochs 6 --json h.json --save w.npz",
+              "twinbench train --framework tf --epochs 6 --json h.json --save w.npz --resume   # after Ctrl-C"],
+    "compare": ["twinbench compare --epochs 3",
+                "twinbench compare --config my.toml --variant book --plot both.png --json both.json"],
     "evaluate": ["twinbench evaluate --framework torch --weights w.npz   # weights trained by either framework"],
     "side-by-side": ["twinbench side-by-side train_step", "twinbench side-by-side --html twinbench.html"],
 }
@@ -51,12 +53,11 @@ def _sub(sub, name: str, helptext: str, description: str = ""):
                           epilog=examples(name), formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def _run_options(t) -> None:
-    """The options train and compare share."""
-    t.add_argument("--config", default="conf1", help="preset name (conf1..conf5) or a TOML file (default conf1)")
-    t.add_argument("--variant", default="book", choices=list(frameworks.VARIANTS),
-                   help="book: the chapter's code (model.fit, a DataLoader loop); fast: the whole epoch compiled "
-                        "(default book)")
+def _run_options(t, outputs: str) -> None:
+    """The options train and compare share; `outputs`: the files --overwrite may replace."""
+    t.add_argument("--config", default="conf5", help="preset name (conf1..conf5) or a TOML file (default conf5: "
+                                                     "seconds an epoch; conf1 trains one example per step)")
+    add_variant(t)
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cuda: the GPU, an error if the framework sees none (default cpu)")
     t.add_argument("--epochs", type=int, help="override the spec's training.epochs")
@@ -66,7 +67,7 @@ def _run_options(t) -> None:
     t.add_argument("--plot", metavar="FILE.png", help="write the learning curves as PNG")
     t.add_argument("--quiet", action="store_true",
                    help="no per-epoch lines or progress bars (the final result is still printed)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing --json (or --save) file")
+    t.add_argument("--overwrite", action="store_true", help=f"replace existing output files ({outputs})")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
              "(the same in both frameworks, as compare, experiment and bench do). The evaluation after each "
              "epoch is on the test set (training.evaluation).")
     t.add_argument("--framework", required=True, choices=list(frameworks.NAMES), help="tf (Keras 3) or torch")
-    _run_options(t)
+    _run_options(t, "--json, --save, --plot")
     t.add_argument("--canonical-start", action="store_true",
                    help="start from the canonical initial weights of training.seed (the same in both frameworks)")
     t.add_argument("--save", metavar="FILE.npz", help="the checkpoint (weights, optimizer state, history), "
@@ -96,18 +97,20 @@ def parser() -> argparse.ArgumentParser:
                    help="continue the interrupted run whose checkpoint is --save (and history --json)")
     t.set_defaults(func=commands.cmd_train)
     t = _sub(sub, "compare", "train both frameworks from the same canonical weights, side by side")
-    _run_options(t)
+    _run_options(t, "--json, --plot")
     t.set_defaults(func=commands.cmd_compare)
     e = _sub(sub, "evaluate", "evaluate a checkpoint saved by either framework on the test set")
     e.add_argument("--framework", required=True, choices=list(frameworks.NAMES), help="the framework to evaluate in")
     e.add_argument("--weights", required=True, metavar="FILE.npz", help="a checkpoint written by `train --save`")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default cpu")
     e.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     e.set_defaults(func=commands.cmd_evaluate)
     s = _sub(sub, "side-by-side", "the two implementations in aligned columns (terminal or HTML)")
     s.add_argument("section", nargs="?", help="one section (e.g. train_step or training.py::train_step); default all")
     s.add_argument("--html", metavar="FILE", help="write one self-contained HTML page instead")
     s.add_argument("--width", type=int, help="terminal width (default: detected)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --html file")
     s.set_defaults(func=commands.cmd_side_by_side)
     from twinbench.diff import add_parser as add_diff
     from twinbench.experiment import add_parser as add_experiment
@@ -124,13 +127,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"twinbench: {message}", file=sys.stderr)
     if argv[:1] == ["bench"]:  # the benchmark harness has its own options (argparse.REMAINDER drops leading --flags)
         from bench.cli import main as bench_main
-        return bench_main(argv[1:])
+        from common import interrupts
+        with interrupts.deferred():
+            return bench_main(argv[1:])
     args = parser().parse_args(argv)
+    from common import interrupts
     from common.checkpoint import CheckpointError
     from common.data import DataError
     from twinbench.run import RunStopped
     try:
-        code = args.func(args)
+        with interrupts.deferred():  # a Ctrl-C stops where it is safe to (common.interrupts)
+            code = args.func(args)
     except RunStopped as exc:
         print(f"twinbench: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -8,6 +8,7 @@ from pathlib import Path
 import frameworks
 from common.config import SpecError, describe, load_spec, preset_names, spec_to_dict, to_toml
 from common.history import COMPLETE
+from common.text import plural, signed
 from twinbench import run
 
 
@@ -35,22 +36,31 @@ def spec_of(args):
     return dataclasses.replace(spec, training=dataclasses.replace(spec.training, **changes)) if changes else spec
 
 
-def refuse_overwrite(args) -> None:
-    """SpecError, before anything runs, when --save or --json names an existing file and neither
-    --resume nor --overwrite says what to do with it."""
-    if getattr(args, "resume", False) and args.overwrite:
+def refuse_overwrite(args, outputs: tuple[str, ...], resumable: tuple[str, ...] = ()) -> None:
+    """The one rule for every file a command writes: SpecError, before anything runs, when an
+    output option names an existing file that neither --overwrite (nor, for the files a run
+    continues, --resume) says what to do with. outputs: the command's output options ("json",
+    "plot"...); resumable: those --resume continues (it offers --resume only where it can)."""
+    resume = getattr(args, "resume", False)
+    if resume and args.overwrite:
         raise SpecError("--resume and --overwrite: choose one (continue the saved run, or replace it)")
-    for flag, path in (("--save", getattr(args, "save", None)), ("--json", args.json)):
-        if path and Path(path).exists() and not (getattr(args, "resume", False) or args.overwrite):
+    for option in outputs:
+        path = getattr(args, option, None)
+        if not path or not Path(path).exists() or args.overwrite or (resume and option in resumable):
+            continue
+        flag = f"--{option.replace('_', '-')}"
+        if option in resumable:
             raise SpecError(f"{flag} {path} exists: add --resume to continue that run or --overwrite to replace it")
+        raise SpecError(f"{flag} {path} exists: add --overwrite to replace it")
 
 
 def cmd_train(args) -> None:
     spec = spec_of(args)
-    refuse_overwrite(args)
+    refuse_overwrite(args, ("json", "save", "plot"), resumable=("json", "save"))
     start = "canonical initial weights" if args.canonical_start else f"{args.framework}'s own initializers"
-    print(f"{args.framework} {args.variant} on {args.device}: {spec.name} - {spec.description or describe(spec)} "
-          f"(from {start}, seed {spec.training.seed})", flush=True)
+    print(f"{args.framework} {args.variant} on {args.device}: {spec.name} - {spec.description or describe(spec)}; "
+          f"{plural(spec.training.epochs, 'epoch')} from {start}, seed {spec.training.seed}", flush=True)
+    run.warn_if_busy()
     if spec.training.k_folds:
         return train_folds(args, spec)
     from common import reference
@@ -99,8 +109,13 @@ def cmd_compare(args) -> None:
     from common import reference
     from common.data import datasets
     spec = spec_of(args)
-    refuse_overwrite(args)
+    refuse_overwrite(args, ("json", "plot"))
+    print(f"compare {args.variant} on {args.device}: {spec.name} - {spec.description or describe(spec)}; "
+          f"{plural(spec.training.epochs, 'epoch')} in each framework from the same canonical weights, "
+          f"seed {spec.training.seed}", flush=True)
+    run.warn_if_busy()
     start = reference.start_weights(spec, spec.training.seed)
+    print("loading MNIST...", flush=True)
     data = datasets(spec)
     record = run.Record(args.json, {"spec": spec_to_dict(spec), "variant": args.variant, "device": args.device,
                                     "environment": frameworks.describe(), "frameworks": {}})
@@ -113,7 +128,7 @@ def cmd_compare(args) -> None:
         _, hist[name] = run.train(name, spec, args.variant, args.device, weights=start, data=data,
                                   quiet=args.quiet, record=part, json_path=args.json)
     record.finish(COMPLETE)
-    print(compare_table(hist))
+    print(compare_table(hist, run.eval_label(spec)))
     if args.plot:
         from plots import plot_curves
         plot_curves({f"{n} {args.variant}": h for n, h in hist.items()}, args.plot,
@@ -122,16 +137,17 @@ def cmd_compare(args) -> None:
     print(f"histories written to {args.json}") if args.json else None
 
 
-def compare_table(hist: dict[str, list[dict]]) -> str:
-    """Per epoch, each framework's loss, test accuracy and seconds (and the difference when two ran)."""
+def compare_table(hist: dict[str, list[dict]], label: str = "test") -> str:
+    """Per epoch, each framework's loss, held-out accuracy (`label`_acc) and seconds, and the
+    difference of the accuracies when two ran."""
     from tabulate import tabulate
     names = list(hist)
-    rows = [[epoch[0]["epoch"], *(e["loss"] for e in epoch), *(e["val_accuracy"] for e in epoch),
-             *([epoch[1]["val_accuracy"] - epoch[0]["val_accuracy"]] if len(epoch) == 2 else []),
-             *(e["seconds"] for e in epoch)] for epoch in zip(*hist.values())]
-    headers = ["epoch", *(f"{n} loss" for n in names), *(f"{n} val_acc" for n in names),
+    rows = [[epoch[0]["epoch"], *(f"{e['loss']:.4f}" for e in epoch), *(f"{e['val_accuracy']:.4f}" for e in epoch),
+             *([signed(epoch[1]["val_accuracy"] - epoch[0]["val_accuracy"])] if len(epoch) == 2 else []),
+             *(f"{e['seconds']:.2f}" for e in epoch)] for epoch in zip(*hist.values())]
+    headers = ["epoch", *(f"{n} loss" for n in names), *(f"{n} {label}_acc" for n in names),
                *([f"{names[1]} - {names[0]}"] if len(names) == 2 else []), *(f"{n} s" for n in names)]
-    return tabulate(rows, headers=headers, floatfmt=".4f")
+    return tabulate(rows, headers=headers, disable_numparse=True)
 
 
 class SubRecord(run.Record):
@@ -149,12 +165,14 @@ class SubRecord(run.Record):
 
 def cmd_evaluate(args) -> None:
     from common.files import write_json
+    refuse_overwrite(args, ("json",))
+    print(f"evaluating {args.weights} in {args.framework} on the test set...", flush=True)
     spec, loss, acc, meta = run.evaluate_checkpoint(args.framework, args.weights, args.device)
     print(f"{args.framework}: {spec.name} weights from {meta.get('framework', '?')} "
           f"({meta.get('epochs', '?')} epochs): loss {loss:.4f} - accuracy {acc:.4f}")
     if meta.get("val_accuracy") is not None:
         print(f"accuracy reported by the trainer: {meta['val_accuracy']:.4f}")
-    if args.json:
+    if args.json:  # checked before evaluating (cmd_evaluate)
         write_json(args.json, {"status": COMPLETE, "spec": spec_to_dict(spec), "framework": args.framework,
                                "weights": str(args.weights), "trained_by": meta.get("framework"),
                                "epochs": meta.get("epochs"), "loss": loss, "accuracy": acc})
@@ -163,4 +181,5 @@ def cmd_evaluate(args) -> None:
 
 def cmd_side_by_side(args) -> None:
     from reader.cli import main as reader_main
+    refuse_overwrite(args, ("html",))
     reader_main(args)

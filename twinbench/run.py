@@ -8,11 +8,14 @@ epoch, and `--resume` continues from them.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sys
 from pathlib import Path
 
 import frameworks
-from common import checkpoint
+from common import checkpoint, interrupts
+from common.text import plural
 from common.config import SpecError, spec_to_dict
 from common.data import datasets
 from common.files import write_json
@@ -45,19 +48,20 @@ def epoch_line(row: dict, epochs: int, label: str = "val") -> str:
 def result_line(name: str, variant: str, spec: Spec, history: list[dict]) -> str:
     """The run's result in one line (printed under --quiet too)."""
     last, label = history[-1], eval_label(spec)
-    return (f"{name} {variant} {spec.name}: {len(history)} epochs, loss {last['loss']:.4f} - acc "
+    return (f"{name} {variant} {spec.name}: {plural(len(history), 'epoch')}, loss {last['loss']:.4f} - acc "
             f"{last['accuracy']:.4f} - {label}_loss {last['val_loss']:.4f} - {label}_acc {last['val_accuracy']:.4f} "
             f"({sum(r['seconds'] for r in history):.1f} s training)")
 
 
-def progress_bars(spec: Spec, n_train: int, enabled: bool | None = None):
-    """A factory of tqdm bars (one per epoch) when stderr is a terminal, else None."""
+def progress_bars(spec: Spec, n_train: int, epochs: int, enabled: bool | None = None):
+    """A factory of tqdm bars (one per epoch, "epoch k/N") when stderr is a terminal, else None."""
     enabled = sys.stderr.isatty() if enabled is None else enabled
     if not enabled:
         return None
     from tqdm import tqdm
     steps = -(-n_train // spec.training.batch_size)
-    return lambda epoch: tqdm(total=steps, desc=f"epoch {epoch + 1}", unit="step", leave=False, mininterval=0.5)
+    return lambda epoch: tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False,
+                              mininterval=0.5)
 
 
 class Record:
@@ -107,51 +111,38 @@ def resume_point(path: str, name: str, spec: Spec, variant: str) -> tuple[dict, 
     return weights, meta["optimizer_state"], list(meta.get("history", []))
 
 
-def train(name: str, spec: Spec, variant: str = "book", device: str = "cpu", epochs: int | None = None,
+def train(name: str, spec: Spec, variant: str = "fast", device: str = "cpu", epochs: int | None = None,
           weights: dict | None = None, data: tuple | None = None, quiet: bool = False, fold: int | None = None,
           json_path: str | None = None, save_path: str | None = None, resume: bool = False,
           record: Record | None = None):
     """Build, load `weights` (or resume), fit; returns (model, history).
 
     After every epoch the JSON record (json_path, or `record`) and the checkpoint (save_path)
-    are rewritten. Raises RunStopped when the run is interrupted or diverges, after
-    recording why."""
+    are rewritten. Raises RunStopped when the run is interrupted (in any phase: loading the data,
+    building, compiling, training, writing; common.interrupts) or diverges, after recording why."""
+    say = (lambda text: None) if quiet else (lambda text: print(text, flush=True))
     fw = frameworks.get(name)
-    api = fw.variant(variant)
-    model = api.build_model(spec, device=device)
     epochs = epochs or spec.training.epochs
-    history: list[dict] = []
+    state, history = None, []
     if resume:
-        if not save_path:
-            raise SpecError("--resume needs --save: the checkpoint the interrupted run wrote")
-        weights, state, history = resume_point(save_path, name, spec, variant)
-        api.set_optimizer_state(model, spec, state)
-        if len(history) >= epochs:
-            raise SpecError(f"--resume: {save_path} already holds {len(history)} epochs (of {epochs} asked)")
-    if weights is not None:
-        api.set_weights(model, weights)
-    record = record or Record(json_path, header(name, spec, variant, device), history)
-    record.data["optimizer"] = api.describe_optimizer(spec)  # torch.optim's / Keras's own class, or the spec rule
-    data = data or datasets(spec, fold)
-
-    def on_epoch(row: dict) -> None:
-        if "tier" in row:  # a fast fit's first epoch says which tier built it (common.tiers)
-            record.data.setdefault("environment", {})["tier"] = row["tier"]
-        history.append(row)
-        record.add(row)
-        if save_path:
-            checkpoint.save(save_path, spec, api.get_weights(model), meta(name, variant, history),
-                            api.get_optimizer_state(model, spec))
-        if not quiet:
-            print(epoch_line(row, epochs, eval_label(spec)), flush=True)
-
-    if not quiet:
-        print(f"optimizer: {record.data['optimizer']}", flush=True)
-    if variant == "fast" and not quiet:
-        print("building the fast epoch: compiling it, or loading it from the compile cache...", flush=True)
+        weights, state, history = resume_from(save_path, json_path, name, spec, variant, epochs, say)
+    record = record or Record(json_path, {"spec": spec_to_dict(spec), "framework": name, "variant": variant,
+                                          "device": device}, history)
     try:
-        api.fit(model, spec, data, epochs=epochs, initial_epoch=len(history), on_epoch=on_epoch,
-                progress=None if quiet else progress_bars(spec, len(data[0])))
+        api = fw.variant(variant)
+        model = api.build_model(spec, device=device)
+        if state is not None:
+            api.set_optimizer_state(model, spec, state)
+        if weights is not None:
+            api.set_weights(model, weights)
+        record.data.update(optimizer=api.describe_optimizer(spec), environment=frameworks.describe((name,)))
+        say(f"optimizer: {record.data['optimizer']}")
+        interrupts.check()
+        if data is None:
+            say("loading MNIST...")
+            data = datasets(spec, fold)
+            interrupts.check()
+        history = _fit(api, model, spec, variant, data, epochs, history, record, save_path, say, quiet, name)
     except KeyboardInterrupt:
         record.finish(INTERRUPTED)
         raise RunStopped(stopped_message("interrupted", len(history), epochs, json_path, save_path), 130) from None
@@ -161,6 +152,71 @@ def train(name: str, spec: Spec, variant: str = "book", device: str = "cpu", epo
                          + (f" in {json_path})" if json_path else ")"), 3) from None
     record.finish(COMPLETE)
     return model, history
+
+
+def _fit(api, model, spec: Spec, variant: str, data: tuple, epochs: int, history: list, record: Record,
+         save_path: str | None, say, quiet: bool, name: str) -> list[dict]:
+    """The fit of `train`, recording and checkpointing every epoch as it ends; the history so far."""
+    def on_epoch(row: dict) -> None:
+        if "tier" in row:  # a fast fit's first epoch says which tier built it (common.tiers)
+            record.data.setdefault("environment", {})["tier"] = row["tier"]
+        history.append(row)
+        record.add(row)
+        if save_path:
+            checkpoint.save(save_path, spec, api.get_weights(model), meta(name, variant, history),
+                            api.get_optimizer_state(model, spec))
+        say(epoch_line(row, epochs, eval_label(spec)))
+
+    left = epochs - len(history)
+    if variant == "fast":
+        say("building the fast epoch: compiling it, or loading it from the compile cache...")
+    else:
+        say(f"training {plural(left, 'epoch')} of {len(data[0]):,} examples...")
+    api.fit(model, spec, data, epochs=epochs, initial_epoch=len(history), on_epoch=on_epoch,
+            progress=None if quiet else progress_bars(spec, len(data[0]), epochs))
+    return history
+
+
+def resume_from(save_path: str | None, json_path: str | None, name: str, spec: Spec, variant: str, epochs: int,
+                say) -> tuple[dict | None, dict | None, list[dict]]:
+    """(weights, optimizer state, history) to continue an interrupted run from its checkpoint; when
+    the run stopped before its first epoch ended (no checkpoint yet, and a record, if any, with no
+    epoch), (None, None, []): it starts again from the beginning."""
+    if not save_path:
+        raise SpecError("--resume needs --save: the checkpoint the interrupted run wrote")
+    if not Path(save_path).exists():
+        done = _recorded_epochs(json_path)
+        if done:
+            raise SpecError(f"--resume: {save_path}: no such file, but {json_path} records {plural(done, 'epoch')}: "
+                            "was the checkpoint moved?")
+        say(f"--resume: no checkpoint yet ({save_path}): the run stopped before its first epoch ended; starting "
+            "from the beginning")
+        return None, None, []
+    weights, state, history = resume_point(save_path, name, spec, variant)
+    if len(history) >= epochs:
+        raise SpecError(f"--resume: {save_path} already holds {plural(len(history), 'epoch')} (of {epochs} asked)")
+    return weights, state, history
+
+
+def _recorded_epochs(json_path: str | None) -> int:
+    try:
+        return len(json.loads(Path(json_path).read_text()).get("history") or []) if json_path else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def warn_if_busy(suggestion: str = "OMP_NUM_THREADS=1 before the command runs PyTorch on one thread "
+                                     "(TensorFlow runs on one here already), which a shared machine slows far less") -> None:
+    """One line on stderr when the machine is busy as the command starts (the 1-minute load above
+    the cores this process may use): the frameworks' thread pools then wait on each other's cores."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if load > cores:
+        print(f"note: the machine is busy (load {load:.1f} on {plural(cores, 'core')}): timings will be slower and "
+              f"vary; {suggestion}", file=sys.stderr, flush=True)
 
 
 def meta(name: str, variant: str, history: list[dict]) -> dict:
@@ -175,8 +231,13 @@ def stopped_message(what: str, done: int, epochs: int, json_path: str | None, sa
     kept = [f"history in {json_path} (status {what})"] if json_path else []
     kept += [f"checkpoint in {save_path}"] if save_path and done else []
     where = "; ".join(kept) if kept else "nothing written (no --json or --save)"
-    again = "; continue with the same command and --resume" if save_path and done else ""
-    return f"{what} after {done} of {epochs} epochs: {where}{again}"
+    if save_path:
+        again = "; continue with the same command and --resume"
+    elif json_path:
+        again = "; start again with the same command and --overwrite (with --save FILE a run can be resumed)"
+    else:
+        again = ""
+    return f"{what} after {done} of {plural(epochs, 'epoch')}: {where}{again}"
 
 
 def save_plot(name: str, spec: Spec, history: list[dict], variant: str, plot_path: str) -> None:

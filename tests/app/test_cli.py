@@ -76,7 +76,7 @@ def test_train_save_and_evaluate_across_frameworks(tmp_path, capsys):
     """conf5 for one epoch in each framework; each checkpoint evaluates to the same accuracy in the other."""
     for trainer, evaluator in (("torch", "tf"), ("tf", "torch")):
         paths = {k: tmp_path / f"{trainer}.{k}" for k in ("json", "png", "npz")}
-        assert main(["train", "--framework", trainer, "--config", "conf5", "--epochs", "1", "--quiet",
+        assert main(["train", "--framework", trainer, "--config", "conf5", "--epochs", "1", "--quiet", "--variant", "book",
                      "--json", str(paths["json"]), "--plot", str(paths["png"]), "--save", str(paths["npz"])]) == 0
         record = json.loads(paths["json"].read_text())
         row = record["history"][0]

@@ -53,8 +53,8 @@ def test_version_names_a_framework_that_is_not_installed(monkeypatch):
 def test_quiet_prints_the_result_line_only(capsys):
     assert main(["train", "--framework", "torch", "--config", "conf5", "--epochs", "1", "--quiet"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and "(from torch's own initializers, seed 7)" in lines[0], lines
-    assert re.fullmatch(r"torch book conf5: 1 epochs, loss \S+ - acc \S+ - test_loss \S+ - test_acc 0\.9\d+ "
+    assert len(lines) == 2 and "1 epoch from torch's own initializers, seed 7" in lines[0], lines
+    assert re.fullmatch(r"torch fast conf5: 1 epoch, loss \S+ - acc \S+ - test_loss \S+ - test_acc 0\.9\d+ "
                         r"\(\S+ s training\)", lines[1]), lines[1]
 
 
@@ -97,11 +97,55 @@ def test_experiment_refuses_a_folder_of_finished_runs_and_resume_with_nothing_le
     finished = _finished(out, 1)
     before = _untouched([finished])
     assert main(args) == 2
-    assert capsys.readouterr().err.strip().endswith(f"--out {out} holds 1 finished runs of this experiment: add "
+    assert capsys.readouterr().err.strip().endswith(f"--out {out} holds 1 finished run of this experiment: add "
                                                    "--resume to keep them and make the rest, or --overwrite to make "
                                                    "them all again")
     assert _untouched([finished]) == before and sorted(p.name for p in out.rglob("*")) == sorted(["runs", finished.name])
     assert main([*args, "--resume"]) == 0
     err = capsys.readouterr().err
-    assert "all 1 runs are done already (--resume): nothing to run, no cluster started" in err, err
+    assert "the run is done already (--resume): nothing to run, no cluster started" in err, err
     assert "running on" not in err and _untouched([finished]) == before
+
+
+def test_train_with_no_options_finishes_in_seconds_and_counts_epochs(tmp_path):
+    """`twinbench train --framework tf` alone: conf5, the fast variant, 20 epochs, each line `Epoch k/20`."""
+    import time
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "twinbench", "train", "--framework", "tf"], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+    took = time.perf_counter() - began
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("tf fast on cpu: conf5 - ") and "; 20 epochs from" in lines[0], lines[0]
+    assert [line.split(" loss")[0] for line in lines if line.startswith("Epoch ")] == \
+        [f"Epoch {k}/20" for k in range(1, 21)]
+    assert took < 60, f"{took:.0f} s"
+
+
+def test_bench_quick_writes_under_the_folder_it_runs_in_and_prints_one_narrow_table(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "twinbench", "bench", "--quick", "--device", "cpu", "--only",
+                           "floor-conf1,torch-fast-conf1"], cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written and all(p.startswith("twinbench-results/quick/") for p in written), written
+    assert "git status" not in done.stdout
+    out = done.stdout
+    assert out.count("s/epoch    × floor") == 0 and out.count("\nrow ") == 1, out  # one table, twinbench's
+    wide = [line for line in out.splitlines() if len(line) >= 100 and str(tmp_path) not in line]
+    assert not wide, wide  # a line holding a long path may be longer
+    assert "quick run: conf1 rows" in out and "warnings summary" not in out and "SKIPPED" not in out
+    listed = " ".join(out.split()).rsplit("written in ", 1)[1]  # the line wraps at 100 columns
+    assert all((tmp_path / "twinbench-results" / "quick" / name.strip().rstrip("/")).exists()
+               for name in listed.split(": ", 1)[1].split(",")), listed
+
+
+def test_a_busy_machine_is_said_in_one_line(monkeypatch, capsys):
+    from twinbench import run
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    run.warn_if_busy()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("note: the machine is busy (load 9.0 on ") and "OMP_NUM_THREADS=1" in err[0]
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    run.warn_if_busy()
+    assert capsys.readouterr().err == ""

@@ -56,7 +56,7 @@ def test_bench_measures_the_pytorch_rows_and_skips_the_tf_ones(env, tmp_path):
 
 def test_compare_experiment_and_diff_run_pytorch_alone(env, tmp_path):
     done = twinbench(env, "compare", "--config", "conf5", "--epochs", "1", "--quiet")
-    assert done.returncode == 0 and MISSING in done.stdout and "torch val_acc" in done.stdout, done.stderr[-2000:]
+    assert done.returncode == 0 and MISSING in done.stdout and "torch test_acc" in done.stdout, done.stderr[-2000:]
     assert "tf val_acc" not in done.stdout
     done = twinbench(env, "experiment", "conf5", "--seeds", "2", "--epochs", "1", "--train-examples", "640",
                      "--arms", "mapped", "--workers", "1", "--out", str(tmp_path / "exp"))

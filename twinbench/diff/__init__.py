@@ -14,8 +14,9 @@ from common.config import SpecError
 from common.files import write_json
 
 
-def main(args) -> None:
-    """The command: parse the sides, trace, localise, report (terminal, --json, --png, --html)."""
+def main(args) -> int:
+    """The command: parse the sides, trace, localise, report (terminal, --json, --png, --html).
+    Exit status, as diff(1)'s: 0 when the runs agree within tolerance, 1 when they part."""
     from twinbench.diff import report, trace
     from common.config import replace
     from twinbench.diff.sides import REFERENCE, Side, check_pair, parse_side
@@ -29,6 +30,8 @@ def main(args) -> None:
         raise SpecError(f"--epochs: expected a positive number of epochs, got {args.epochs}")
     if args.accuracy and REFERENCE in (a.framework, b.framework):
         raise SpecError("--accuracy trains both sides to the end with the fast variants: the reference has none")
+    from twinbench.commands import refuse_overwrite
+    refuse_overwrite(args, ("json", "png", "html"))
     steps = trace.default_steps(a.spec, args.epochs, args.steps)
     print(f"twinbench diff: {a.text} vs {b.text}, {steps} steps from the same weights on the same batches",
           file=sys.stderr, flush=True)
@@ -42,6 +45,7 @@ def main(args) -> None:
     print(f"bits of agreement plotted in {args.png}") if args.png else None
     if args.html:
         print(f"page written to {report.write_page(result, args.html, png, accuracy)}")
+    return 1 if result.first else 0
 
 
 def progress_bar(total: int):
@@ -74,7 +78,8 @@ def add_parser(sub) -> None:
     import textwrap
     about = ("Run two sides from the same canonical weights on the same batches and compare every tensor after "
              "every step; name the first step, tensor and layer beyond tolerance and the catalogue entries that "
-             "explain it.")
+             "explain it. Exit status, as diff's: 0 when the two runs agree within tolerance at every step, 1 when "
+             "they part, 2 on a usage error.")
     d = sub.add_parser("diff", help="where and why two runs part: per step, per tensor, per layer, in bits",
                        description=textwrap.fill(about, 88), formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
   twinbench diff tf:conf5 torch:conf5 --epochs 1 --html conf5.html   # the page to attach to a bug report
@@ -91,4 +96,5 @@ def add_parser(sub) -> None:
     d.add_argument("--html", help="write one self-contained HTML page (table, plot, specs, catalogue entries)")
     d.add_argument("--accuracy", action="store_true",
                    help="also train both sides to the end (fast variants) and report the final test accuracy")
+    d.add_argument("--overwrite", action="store_true", help="replace existing output files (--json, --png, --html)")
     d.set_defaults(func=main)

@@ -62,7 +62,7 @@ def summary_lines(trace: Trace, accuracy: dict | None = None) -> list[str]:
         lines.append(f"first divergence beyond the parity tolerance: step {f['step']}, {f['tensor']} ({f['kind']}): "
                      f"max rel {f['max_rel']:.3g}, {f['bits']:.1f} bits, {f['ratio']:.3g}x the tolerance")
     else:
-        lines.append("no divergence beyond the parity tolerance (common/tolerances.py) in any tensor at any step")
+        lines.append(f"no divergence beyond the parity tolerance ({TOLERANCES_DOC}) in any tensor at any step")
     layers = trace.layers or {}
     fwd, bwd = layers.get("forward"), layers.get("backward")
     lines.append("layer by layer on the same inputs: " + (
@@ -90,15 +90,17 @@ def terminal(trace: Trace, accuracy: dict | None = None) -> str:
     return "\n".join(summary_lines(trace, accuracy)) + "\n\n" + table
 
 
+TOLERANCES_DOC = "docs/guide.md, 'How close is equal'"
 PLOTTED = 6  # tensors drawn one by one; the rest as one grey range (19 lines were unreadable)
 
 
 def bits_figure(trace: Trace, most: int = PLOTTED):
     """Two panels over the steps for the tensors that differ most (worst_rows' order), each
     labelled, and the range of all the others in grey: the bits of agreement, and the
-    difference as a multiple of its parity tolerance (common/tolerances.py) with the
-    tolerance itself as the line at 1 (above it: beyond tolerance, as the table says).
-    The tolerance is a line only there: in bits it differs by tensor kind and magnitude."""
+    difference as a multiple of its parity tolerance with the tolerance itself as the line at 1
+    (above it: beyond tolerance, as the table says), exact matches on the axis's floor ("0:
+    equal") rather than missing; the first divergence is marked on both. The tolerance is a line
+    only there: in bits it differs by tensor kind and magnitude."""
     from plots.style import figure, identical_to, integer_axis, legend_outside, wrap
     steps = [s["step"] for s in trace.steps]
     names = [r[0] for r in worst_rows(trace, most)]
@@ -106,18 +108,23 @@ def bits_figure(trace: Trace, most: int = PLOTTED):
     fig, (top, bottom) = figure().subplots(2, 1, figsize=(10, 6.5), sharex=True, layout="constrained")
     p = MANTISSA_BITS[np.dtype(trace.dtype)]
     same = identical_to({n: trace.series(n, "bits") + trace.series(n, "ratio") for n in names})
+    floor = _ratio_floor(trace)
     for i, name in enumerate(names):
         label = name + (f" (identical to {same[name]})" if name in same else "")
         style = {"color": f"C{i}", "lw": 2.4 if name in same.values() else 1.2, "label": label,
                  "marker": "o" if len(steps) <= 60 else None, "ms": 3}
         top.plot(steps, trace.series(name, "bits"), **style)
-        bottom.plot(steps, _positive(trace.series(name, "ratio")), **style)
+        bottom.plot(steps, _floored(trace.series(name, "ratio"), floor), **style)
     if rest:
-        _others(top, bottom, trace, rest, steps)
+        _others(top, bottom, trace, rest, steps, floor)
     top.set_ylim(_bits_floor(trace), p + 0.5), top.set_ylabel(f"bits of agreement\n({trace.dtype}: {p} = equal)")
     bottom.set_yscale("log"), bottom.set_ylabel("worst |difference| / tolerance")
-    bottom.axhline(1, color="k", lw=1.5, ls="--", label="parity tolerance (common/tolerances.py)")
-    _ratio_limits(bottom)
+    bottom.axhline(1, color="k", lw=1.5, ls="--", label="parity tolerance")
+    _ratio_limits(bottom, floor)
+    if trace.first:
+        for ax in (top, bottom):
+            ax.axvline(trace.first["step"], color="C3", lw=1.2, ls=":",
+                       label=f"first divergence: step {trace.first['step']}, {trace.first['tensor']}" if ax is top else None)
     bottom.set_xlabel("step")
     integer_axis(bottom, steps)
     for ax in (top, bottom):
@@ -130,10 +137,11 @@ def bits_figure(trace: Trace, most: int = PLOTTED):
     return fig
 
 
-def _others(top, bottom, trace: Trace, rest: list[str], steps: list[int]) -> None:
+def _others(top, bottom, trace: Trace, rest: list[str], steps: list[int], floor: float) -> None:
     """The tensors not drawn one by one, as the range they span at each step."""
     for ax, key in ((top, "bits"), (bottom, "ratio")):
-        values = np.array([_positive(trace.series(n, key)) for n in rest], dtype=float)
+        values = np.array([_floored(trace.series(n, key), floor) if key == "ratio" else trace.series(n, key)
+                           for n in rest], dtype=float)
         low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
         ax.fill_between(steps, low, high, color="0.6", alpha=0.35, lw=0, label=f"the other {len(rest)} tensors (range)")
         if len(steps) == 1:  # a range at one step has no width: a bar shows it
@@ -147,15 +155,29 @@ def _bits_floor(trace: Trace) -> float:
     return max(0.0, math.floor(fewest) - 2.0)
 
 
-def _positive(values: list[float]) -> list[float]:
-    """Ratios for a log axis: an exact match (0) leaves a gap, not an error."""
-    return [v if v > 0 else float("nan") for v in values]
+def _ratio_floor(trace: Trace) -> float:
+    """Where an exact match (ratio 0) sits on the log axis: a decade under the smallest nonzero
+    ratio of any tensor, and at most 1e-3 of the tolerance."""
+    nonzero = [v for n in trace.tensors() for v in trace.series(n, "ratio") if v > 0]
+    return min(min(nonzero, default=1.0) / 10, 1e-3)
 
 
-def _ratio_limits(ax) -> None:
-    """The log axis spans the data and the tolerance line, at least a decade either side of it."""
-    low, high = ax.get_ylim()
-    ax.set_ylim(min(low, 0.1), max(high, 10.0))
+def _floored(values: list[float], floor: float) -> list[float]:
+    """Ratios for a log axis: an exact match (0) drawn on the floor, not left out as a gap."""
+    return [max(v, floor) for v in values]
+
+
+def _ratio_limits(ax, floor: float) -> None:
+    """The log axis spans the floor (labelled "0: equal"), the data and the tolerance line, at
+    least a decade over it."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+    high = ax.get_ylim()[1]
+    ax.set_ylim(floor / 1.5, max(high, 10.0))
+    ax.yaxis.set_major_locator(LogLocator(numticks=8))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "0: equal" if math.isclose(v, floor, rel_tol=0.2)
+                                               else f"{v:g}"))
+    ax.set_yticks(sorted({floor, *[t for t in ax.get_yticks() if t > floor * 3]}))
+    ax.set_ylim(floor / 1.5, max(high, 10.0))
 
 
 def plot_bits(trace: Trace, path: str | Path | None = None) -> bytes:

@@ -14,6 +14,8 @@ from pathlib import Path
 import frameworks
 from common.config import SpecError
 from common.files import write_json, write_text
+from common.text import plural
+from twinbench.run import warn_if_busy
 
 
 def main(args) -> int | None:
@@ -35,18 +37,20 @@ def main(args) -> int | None:
         raise SpecError("--resume and --overwrite: choose one (keep the finished runs, or make them again)")
     done = [t for t in tasks if execute.outcome(out, t)]
     if done and not (args.resume or args.overwrite):
-        raise SpecError(f"--out {out} holds {len(done)} finished runs of this experiment: add --resume to keep them "
-                        "and make the rest, or --overwrite to make them all again")
-    print(f"twinbench experiment: {len(tasks)} runs ({', '.join(specs)} x {', '.join(fws)} x {len(seeds)} seeds; "
-          f"arms {', '.join(arms)}; {args.variant} variant) -> {out}", file=sys.stderr, flush=True)
+        raise SpecError(f"--out {out} holds {plural(len(done), 'finished run')} of this experiment: add --resume to "
+                        "keep them and make the rest, or --overwrite to make them all again")
+    print(f"twinbench experiment: {plural(len(tasks), 'run')} ({', '.join(specs)} x {', '.join(fws)} x "
+          f"{plural(len(seeds), 'seed')}; arms {', '.join(arms)}; {args.variant} variant) -> {out}",
+          file=sys.stderr, flush=True)
+    warn_if_busy("--workers 1 runs one training at a time, which a shared machine slows less")
     began = time.perf_counter()
     if args.resume and all(execute.finished(out, t) for t in tasks):
-        print(f"twinbench experiment: all {len(tasks)} runs are done already (--resume): nothing to run, "
-              "no cluster started", file=sys.stderr, flush=True)
+        print(f"twinbench experiment: {'the run is' if len(tasks) == 1 else f'all {len(tasks)} runs are'} done "
+              "already (--resume): nothing to run, no cluster started", file=sys.stderr, flush=True)
         counts = {"planned": len(tasks), "skipped": len(tasks), "ran": 0, "failed": 0}
     else:
         with execute.client_for(args.scheduler, args.workers) as client:
-            where = args.scheduler or f"a LocalCluster of {len(client.scheduler_info()['workers'])} workers"
+            where = args.scheduler or f"a LocalCluster of {plural(len(client.scheduler_info()['workers']), 'worker')}"
             print(f"running on {where}", file=sys.stderr, flush=True)
             counts = execute.execute(tasks, client, out, args.resume, execute.progress(len(tasks)))
     wall = time.perf_counter() - began
@@ -56,11 +60,13 @@ def main(args) -> int | None:
                             "variant": args.variant, "epochs": args.epochs, "train_examples": args.train_examples,
                             "scheduler": args.scheduler or "LocalCluster"})
     write_json(out / "summary.json", result)
+    from plots.experiment import size_note
     text = summary.table(result)
-    write_text(out / "summary.md", f"# twinbench experiment\n\n{text}\n")
+    small = size_note(result)
+    write_text(out / "summary.md", f"# twinbench experiment\n\n{small + chr(10) + chr(10) if small else ''}{text}\n")
     plot_experiment(result, out / "curves.png", title=f"test accuracy over seeds ({args.variant} variants)")
     print(text)
-    print(f"\n{counts['ran']} runs made, {counts['skipped']} already done, {counts['failed']} failed; "
+    print(f"\n{plural(counts['ran'], 'run')} made, {counts['skipped']} already done, {counts['failed']} failed; "
           f"{wall:.0f} s; written: {out}/summary.md, summary.json, curves.png, runs/*.json")
     if counts.get("interrupted"):
         print("twinbench: interrupted: every finished run is kept; `--resume` makes the rest", file=sys.stderr)
@@ -71,6 +77,8 @@ def main(args) -> int | None:
 def add_parser(sub) -> None:
     import argparse
     import textwrap
+
+    from twinbench.options import add_variant
     about = ("Train each spec in both frameworks from seeds (the canonical initial weights and shuffle order of "
              "each seed, the same in both), every run a Dask task; summarize the final test accuracy, the paired "
              "differences and TOST equivalence.")
@@ -86,8 +94,7 @@ def add_parser(sub) -> None:
     e.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
     e.add_argument("--epochs", type=int, help="override the specs' epochs (default: each spec's, 20)")
     e.add_argument("--frameworks", default=",".join(frameworks.NAMES), help="comma-separated (default all)")
-    e.add_argument("--variant", default="fast", choices=list(frameworks.VARIANTS),
-                   help="fast (default; parity-checked against the book) or book")
+    add_variant(e)
     e.add_argument("--arms", default="mapped,defaults",
                    help="mapped (the spec in every framework), defaults (each framework's own defaults)")
     e.add_argument("--k-folds", type=int, help="also K-fold cross-validation of each spec (validation accuracy)")

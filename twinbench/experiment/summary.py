@@ -120,6 +120,12 @@ def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.2f}"
 
 
+def _points(v: float) -> str:
+    """A difference of accuracies in percentage points, signed, never -0.00."""
+    text = f"{100 * v:+.2f}"
+    return "0.00" if float(text) == 0 else text
+
+
 def table(summary: dict, fmt: str = "github") -> str:
     """The summary table: accuracies in percent, mean ± std over seeds."""
     a, b = summary["frameworks"]
@@ -127,20 +133,24 @@ def table(summary: dict, fmt: str = "github") -> str:
     for r in summary["specs"]:
         fa, fb = r["frameworks"][a], r["frameworks"][b]
         c = r.get("comparison")
-        diff = "—" if not c else (f"{100 * c['difference']:+.2f} [{100 * c['interval']['low']:+.2f}, "
-                                  f"{100 * c['interval']['high']:+.2f}]")
+        diff = "—" if not c else (f"{_points(c['difference'])} [{_points(c['interval']['low'])}, "
+                                  f"{_points(c['interval']['high'])}]")
         verdict = "—" if not c else ("yes" if c["equivalent"] else "not shown")
-        dflt = "; ".join(f"{fw} {100 * d['minus_mapped']:+.2f}" for fw, d in r["defaults"].items()
+        dflt = "; ".join(f"{fw} {_points(d['minus_mapped'])}" for fw, d in r["defaults"].items()
                          if d.get("minus_mapped") is not None) or "same as mapped"
         ch = r.get("chapter")
-        chapter = "—" if not ch else ", ".join(f"{fw}: {ch[fw]['inside']}/{ch[fw]['of']} inside" for fw in (a, b))
+        chapter = "—" if not ch else ", ".join(f"{fw}: {ch[fw]['inside']} of {ch[fw]['of']}" for fw in (a, b))
         lines.append([r["spec"], f"{_pct(fa['mean'])} ± {_pct(fa['std'])} (n={fa['n']})",
                       f"{_pct(fb['mean'])} ± {_pct(fb['std'])} (n={fb['n']})", diff,
                       "—" if not c else f"{c['tost_p']:.3g}", verdict, dflt, chapter])
-    headers = ["spec", f"{a} test acc %", f"{b} test acc %", f"{a} − {b} (pts, 95% CI)",
-               f"TOST p (±{100 * summary['margin']:.1f} pts)", "equivalent", "own defaults − mapped (pts)",
-               "chapter's printout in seed band (epochs 1-6)"]
+    headers = ["spec", f"{a} test acc %", f"{b} test acc %", f"{a} − {b} (points, 95% interval)",
+               f"p, equal within ±{100 * summary['margin']:.1f} points", "equivalent",
+               "each framework's own defaults − the spec (points)",
+               "epochs 1-6 where the book's printed accuracy lies in this run's seed range"]
     text = tabulate(lines, headers=headers, tablefmt=fmt, disable_numparse=True)
+    text += ("\n\nThe frameworks are called equivalent on a spec when the mean of the paired differences (seed by seed: the "
+             f"same start and order in both) lies within ±{100 * summary['margin']:.1f} points with 95% confidence "
+             "(two one-sided tests, TOST; the p column is theirs).")
     ran = [[r["spec"], *(r.get("optimizers", {}).get(fw) or "not recorded (a run of twinbench before 0.3)"
                          for fw in (a, b))] for r in summary["specs"]]
     text += "\n\nThe optimizer each framework ran (its own class, or twinbench's spec rule where it has none):\n\n" + \
