@@ -249,3 +249,31 @@ def compare(old_path: str | Path, new_path: str | Path) -> str:
               for rid, o in old_rows.items() if rid not in {r["row"] for r in new.get("rows", [])}]
     return tabulate(lines, headers=["row", "old s/epoch", "new s/epoch", "new/old", "verdict"],
                     disable_numparse=True)
+
+
+README_ROWS = ("floor", "jax", "tf-book", "torch-book", "tf-fast", "torch-fast")  # per preset, in this order
+
+
+def readme_table(latest: dict) -> str:
+    """The README's results table, made from a results folder's latest.json (a test checks that
+    the README holds exactly this): one line per CPU row, each preset's rows together."""
+    rows = {r["row"]: r for r in latest.get("rows", []) if r["row"].endswith("-cpu") and r.get("median")}
+    lines = ["| row | tier | s/epoch | new process, cold / warm | test acc | epochs × examples | × floor | × JAX |",
+             "|---|---|---|---|---|---|---|---|"]
+    for preset in ("conf1", "conf5"):
+        for kind in README_ROWS:
+            rid = next((i for i in rows if i.startswith(f"{kind}-") and f"-{preset}-" in i), None)
+            if rid is None:
+                continue
+            r = rows[rid]
+            starts = f"{r['cold_start']:.2f} / {r['warm_start']:.2f}" if r.get("cold_start") else ""
+            lines.append(f"| {rid.removesuffix('-cpu')} | {r.get('tier') or ''} | {r['median']:.3g} | {starts} | "
+                         f"{r['test_accuracy']:.4f} | {r.get('trained') or ''} | "
+                         f"{_cell('x_floor', r['x_floor']) if r.get('x_floor') else ''} | "
+                         f"{_cell('x_jax', r['x_jax']) if r.get('x_jax') else ''} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m bench.report FOLDER: the README's table of that folder's latest.json
+    import sys
+    print(readme_table(json.loads((Path(sys.argv[1]) / "latest.json").read_text())))
