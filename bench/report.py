@@ -27,6 +27,8 @@ WIDE = {"row": "row", "tier": "tier", "median": "median s/epoch", "min": "min", 
         "startup_met": f"start-up: warm <= steady + {WARM_OVER_STEADY:g} s, "
                        + ", ".join(f"{fw} {dev} cold <= {limit:g} s" for (fw, dev), limit in COLD_FIRST_EPOCH.items()),
         "checked": "checked", "threads": "threads", "optimizer": "optimizer", "note": "note"}
+LEGEND = ("× floor, × JAX: the row's seconds over the C floor's (the same training in C, no framework) and over\n"
+          "the JAX peer's; checked: its checks against the float64 reference and the floor passed (bench/README.md)")
 SLOWER, FASTER = 1.05, 0.95
 
 
@@ -228,7 +230,7 @@ def write_report(out: str | Path, settings: dict | None = None) -> tuple[str, li
     write_text(out / "latest.md", "\n".join(md))
     written = [out / "latest.json", out / "latest.md", *write_figures(out, rows, records, study, env, settings)]
     said = notes(rows)
-    text = "\n".join([*wrapped, "", render(rows)] + (["", "notes:", *(f"  {n}" for n in said)] if said else []))
+    text = "\n".join([*wrapped, "", render(rows), LEGEND] + (["", "notes:", *(f"  {n}" for n in said)] if said else []))
     acc = render_accuracy(study)
     return text + ("\n\n" + acc if acc else ""), written
 
