@@ -27,8 +27,9 @@ WIDE = {"row": "row", "tier": "tier", "median": "median s/epoch", "min": "min", 
         "startup_met": f"start-up: warm <= steady + {WARM_OVER_STEADY:g} s, "
                        + ", ".join(f"{fw} {dev} cold <= {limit:g} s" for (fw, dev), limit in COLD_FIRST_EPOCH.items()),
         "checked": "checked", "threads": "threads", "optimizer": "optimizer", "note": "note"}
-LEGEND = ("× floor, × JAX: the row's seconds over the C floor's (the same training in C, no framework) and over\n"
-          "the JAX peer's; checked: its checks against the float64 reference and the floor passed (bench/README.md)")
+LEGEND = ("× floor, × JAX: the row's seconds over the C floor's (the same training in C, no framework)\n"
+          "and over the JAX peer's; checked: its checks against the float64 reference and the floor passed\n"
+          "(bench/README.md)")
 SLOWER, FASTER = 1.05, 0.95
 
 
