@@ -24,6 +24,7 @@ import frameworks
 from bench.matrix import FULL_EPOCH
 from common import reference as ref
 from common.config import load_spec, replace
+from common.environment import cpu_line
 from common.files import write_json, write_text
 
 BOOK_EXAMPLES = 6_000  # book points train on at most this many examples per epoch...
@@ -139,7 +140,8 @@ def table(result: dict) -> str:
                                      else "—" for bs in sizes)] for dev, fw, variant in keys]
         return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     env = result.get("environment", {})
-    head = f"# The small-model map: conf5's network at each batch size\n\n{env.get('cpu', '')} · " \
+    cpu = cpu_line(env["cpu_info"]) if env.get("cpu_info") else env.get("cpu", "")
+    head = f"# The small-model map: conf5's network at each batch size\n\n{cpu} · " \
            f"{str(env.get('date', ''))[:10]} · commit {str(env.get('git_commit', ''))[:7]}\n\n"
     return (head + "Training examples per second:\n\n" + grid("examples_per_second", ",.0f")
             + "\n\nSeconds per 60,000-example epoch:\n\n" + grid("seconds_per_epoch", ".3g") + "\n")

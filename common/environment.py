@@ -106,9 +106,8 @@ def _git(*args: str) -> str:
 
 @functools.cache
 def git_commit() -> str:
-    """The checkout's commit, with '+dirty' when the work tree has changes: read once per
-    process, so a run that rewrites tracked files (the benchmark's results) records the
-    state it started from when it asks before writing."""
+    """The checkout's commit, with '+dirty' when tracked files other than results have changes
+    (changed_files): read once per process."""
     try:
         commit = _git("rev-parse", "HEAD")
         return commit + ("+dirty" if changed_files() else "") if commit else "unknown"
@@ -116,14 +115,20 @@ def git_commit() -> str:
         return "unknown"
 
 
+# Folders of results, not of code: a measurement that rewrites them (the benchmark's, the experiment's)
+# leaves the checkout's code as its commit has it
+RESULTS = ("bench/results/", "docs/experiment/")
+
+
 def changed_files() -> list[str]:
-    """The tracked files whose content differs from the commit (staged or not), repository-relative;
-    [] outside a git checkout."""
+    """The tracked files outside the results folders (RESULTS) whose content differs from the
+    commit (staged or not), repository-relative; [] outside a git checkout."""
     try:
         lines = _git("status", "--porcelain", "--untracked-files=no").splitlines()
     except (OSError, subprocess.SubprocessError):
         return []
-    return [line[3:].split(" -> ")[-1] for line in lines if line.strip()]
+    paths = [line[3:].split(" -> ")[-1] for line in lines if line.strip()]
+    return [p for p in paths if not p.startswith(RESULTS)]
 
 
 def git_diff() -> str:

@@ -48,7 +48,9 @@ def batch_map_figure(result: dict):
     env = result.get("environment", {})
     devices = sorted({p["device"] for p in points})
     gpu = next((v.get("gpu") for v in env.values() if isinstance(v, dict) and v.get("gpu")), None)
-    where = f"{env.get('cpu', '')}" + (f" and {gpu}" if gpu else "") + \
+    from common.environment import cpu_line
+    cpu = cpu_line(env["cpu_info"]) if env.get("cpu_info") else env.get("cpu", "")
+    where = cpu + (f" and {gpu}" if gpu else "") + \
         ("" if "cuda" in devices else " (no GPU measured here)")
     ax.set_title(f"conf5's network (784-25-10, Adam): where a larger batch pays\n{where}", fontsize=10)
     legend_outside(fig, [ax], ncol=4)

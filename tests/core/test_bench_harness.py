@@ -177,3 +177,27 @@ def test_floor_and_startup_targets() -> None:
     assert rows["torch-fast-conf5-cpu"]["startup_met"] == "not met: warm 3.2 s over steady"
     assert rows["tf-fast-conf1-cpu"]["startup_met"] == "met"  # warm 2.9 s over; no cold target for TF
     assert rows["floor-conf1-cpu"]["floor_met"] == rows["floor-conf1-cpu"]["startup_met"] == "—"
+
+
+def test_results_folders_do_not_make_a_checkout_dirty_code_does(tmp_path, monkeypatch) -> None:
+    """A run that rewrites the committed results (bench/results, docs/experiment) leaves the code as
+    its commit has it; a changed source file does not, and a full benchmark refuses it."""
+    import subprocess
+
+    from bench import cli
+    from common import environment
+    repo = tmp_path / "repo"
+    for path in ("bench/results/latest.json", "docs/experiment/summary.md", "common/code.py"):
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text("a")
+    for args in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "r"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    monkeypatch.setattr(environment, "ROOT", repo)
+    (repo / "bench/results/latest.json").write_text("b")
+    (repo / "docs/experiment/summary.md").write_text("b")
+    assert environment.changed_files() == []
+    (repo / "common/code.py").write_text("b")
+    assert environment.changed_files() == ["common/code.py"]
+    settings = cli.settings_from(cli.parser().parse_args(["--out", str(tmp_path / "out")]))
+    with pytest.raises(cli.UsageError, match=r"changes to tracked files \(common/code.py\)"):
+        cli.check_tree(cli.parser().parse_args([]), settings)
