@@ -101,7 +101,8 @@ def cpu_line(info: dict | None = None) -> str:
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    """git's output, unstripped (porcelain lines start with a space that matters)."""
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
 
 
 @functools.cache
@@ -109,7 +110,7 @@ def git_commit() -> str:
     """The checkout's commit, with '+dirty' when tracked files other than results have changes
     (changed_files): read once per process."""
     try:
-        commit = _git("rev-parse", "HEAD")
+        commit = _git("rev-parse", "HEAD").strip()
         return commit + ("+dirty" if changed_files() else "") if commit else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
