@@ -126,7 +126,7 @@ def cmd_compare(args) -> None:
         print(f"training {name} {args.variant} from the shared initial weights...", flush=True)
         part = SubRecord(record, name)
         _, hist[name] = run.train(name, spec, args.variant, args.device, weights=start, data=data,
-                                  quiet=args.quiet, record=part, json_path=args.json)
+                                  quiet=args.quiet, record=part, json_path=args.json, can_resume=False)
     record.finish(COMPLETE)
     print(compare_table(hist, run.eval_label(spec)))
     if args.plot:

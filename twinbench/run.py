@@ -114,8 +114,9 @@ def resume_point(path: str, name: str, spec: Spec, variant: str) -> tuple[dict, 
 def train(name: str, spec: Spec, variant: str = "fast", device: str = "cpu", epochs: int | None = None,
           weights: dict | None = None, data: tuple | None = None, quiet: bool = False, fold: int | None = None,
           json_path: str | None = None, save_path: str | None = None, resume: bool = False,
-          record: Record | None = None):
-    """Build, load `weights` (or resume), fit; returns (model, history).
+          record: Record | None = None, can_resume: bool = True):
+    """Build, load `weights` (or resume), fit; returns (model, history). can_resume: whether the
+    command offers --save and --resume (its hint after Ctrl-C says so only then).
 
     After every epoch the JSON record (json_path, or `record`) and the checkpoint (save_path)
     are rewritten. Raises RunStopped when the run is interrupted (in any phase: loading the data,
@@ -145,7 +146,8 @@ def train(name: str, spec: Spec, variant: str = "fast", device: str = "cpu", epo
         history = _fit(api, model, spec, variant, data, epochs, history, record, save_path, say, quiet, name)
     except KeyboardInterrupt:
         record.finish(INTERRUPTED)
-        raise RunStopped(stopped_message("interrupted", len(history), epochs, json_path, save_path), 130) from None
+        raise RunStopped(stopped_message("interrupted", len(history), epochs, json_path, save_path, can_resume),
+                         130) from None
     except Diverged as exc:
         record.finish(DIVERGED, reason=str(exc))
         raise RunStopped(f"{exc}; stopped (recorded as diverged"
@@ -226,7 +228,8 @@ def meta(name: str, variant: str, history: list[dict]) -> dict:
             "val_accuracy": last.get("val_accuracy"), "val_loss": last.get("val_loss")}
 
 
-def stopped_message(what: str, done: int, epochs: int, json_path: str | None, save_path: str | None) -> str:
+def stopped_message(what: str, done: int, epochs: int, json_path: str | None, save_path: str | None,
+                    can_resume: bool = True) -> str:
     """Where an interrupted run's finished epochs are, and how to go on."""
     kept = [f"history in {json_path} (status {what})"] if json_path else []
     kept += [f"checkpoint in {save_path}"] if save_path and done else []
@@ -234,7 +237,8 @@ def stopped_message(what: str, done: int, epochs: int, json_path: str | None, sa
     if save_path:
         again = "; continue with the same command and --resume"
     elif json_path:
-        again = "; start again with the same command and --overwrite (with --save FILE a run can be resumed)"
+        again = "; start again with the same command and --overwrite" + (
+            " (with --save FILE a run can be resumed)" if can_resume else "")
     else:
         again = ""
     return f"{what} after {done} of {plural(epochs, 'epoch')}: {where}{again}"

@@ -75,3 +75,10 @@ def test_ctrl_c_keeps_the_record_and_the_run_resumes(fw: str, variant: str, phas
     data = json.loads(record.read_text())
     assert data["status"] == "complete" and len(data["history"]) == EPOCHS[variant], data["status"]
     assert [row["epoch"] for row in data["history"]] == list(range(1, EPOCHS[variant] + 1))
+
+
+def test_ctrl_c_in_compare_keeps_the_record_and_offers_what_compare_can_do(tmp_path):
+    record = tmp_path / "both.json"
+    code, out, err = interrupted(["compare", "--epochs", "20", "--json", str(record)], r"^Epoch 1/", random.Random(1))
+    assert code == 130 and json.loads(record.read_text())["status"] == "interrupted", (code, err[-800:])
+    assert "start again with the same command and --overwrite" in err and "--save" not in err and "--resume" not in err
