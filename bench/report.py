@@ -77,8 +77,10 @@ def render_accuracy(study: dict | None, fmt: str = "simple") -> str:
                       f"{s['mean']:.4f} ± {s['std']:.4f}" if accs else s.get("reason", "—")])
     text = tabulate(lines, headers=["framework", "variant", "from row", "seeds", "test acc (mean ± std)"],
                     tablefmt=fmt, disable_numparse=True)
+    if not study.get("stats"):  # one framework, or one seed: nothing to compare
+        return text
     said = textwrap.fill(study_text(study), 99, break_long_words=False) if fmt == "simple" else study_text(study)
-    return text + (f"\n\n{said}" if study.get("stats") else "")
+    return f"{text}\n\n{said}"
 
 
 def environment_lines(env: dict, settings: dict | None) -> list[str]:

@@ -201,3 +201,17 @@ def test_results_folders_do_not_make_a_checkout_dirty_code_does(tmp_path, monkey
     settings = cli.settings_from(cli.parser().parse_args(["--out", str(tmp_path / "out")]))
     with pytest.raises(cli.UsageError, match=r"changes to tracked files \(common/code.py\)"):
         cli.check_tree(cli.parser().parse_args([]), settings)
+
+
+def test_accuracy_study_of_one_framework_reports_without_a_comparison() -> None:
+    """The GPU check measures PyTorch alone: a study with no second framework has no stats to report."""
+    study = {"preset": "conf5", "epochs": 5, "seeds": [7, 8, 9],
+             "frameworks": {"torch": {"row": "torch-fast-conf5-cpu", "variant": "fast", "accuracies": [0.95, 0.96, 0.95],
+                                      "mean": 0.9533, "std": 0.0058},
+                            "tf": {"reason": "skipped: tensorflow is not installed"}}}
+    for fmt in ("simple", "github"):
+        text = report.render_accuracy(study, fmt)
+        assert "0.9533 ± 0.0058" in text and "tensorflow is not installed" in text and "TOST" not in text
+    study["stats"] = {"difference": -0.0, "margin": 0.005, "tost_p": 0.0, "equivalent": True, "alpha": 0.05,
+                      "paired": True, "tost_method": "exact: every paired difference is +0 (no spread to test)"}
+    assert "mean difference torch - tf 0.0000" in " ".join(report.render_accuracy(study).split())  # never -0.0000
