@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.environment import compile_cache_dir
+from common.environment import cc_version, compile_cache_dir
 
 CSRC = Path(__file__).with_name("csrc")
 # Each unit: its source files (concatenated, in order, into one translation unit) and the C
@@ -43,13 +43,14 @@ def native_target() -> str:
     """What the compiler makes of -march=native here: its version line and every target option it
     resolves (gcc -Q --help=target), so a build is keyed by the instructions it may use, not by
     the CPU's name. CFloorUnavailable without a compiler."""
-    cc = os.environ.get("CC", "gcc")
+    cc, version = os.environ.get("CC", "gcc"), cc_version()
     try:
-        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+        if version is None:
+            raise OSError("not found")
         target = subprocess.run([cc, *FLAGS, "-Q", "--help=target"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as exc:
         raise CFloorUnavailable(f"no C compiler to build the floor with ({cc}: {exc})") from None
-    return (version.splitlines() or [""])[0] + "\n" + target.stdout
+    return version + "\n" + target.stdout
 
 
 def cache_dir() -> Path:

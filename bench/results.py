@@ -8,7 +8,6 @@ and the summary of a run: statistics per row and the table's cells.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +47,6 @@ def already_measured(out: str | Path, row: Row, settings: Settings) -> bool:
     except (OSError, ValueError):
         return False
     return record.get("status") == DONE and record.get("settings") == settings.key(row)
-
-
-def load_average() -> float | None:
-    """The 1-minute load average (None where the OS has none)."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
 
 
 def summarize(examples: int, epochs: list[dict]) -> dict:

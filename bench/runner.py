@@ -16,7 +16,8 @@ import frameworks
 from bench import measure, verify
 from bench.threads import apply_policy, policy, threads_in_force
 from bench.matrix import PRESETS, Row, Settings
-from bench.results import already_measured, load_average, load_rows, summarize, write_row
+from bench.results import already_measured, load_rows, summarize, write_row
+from common.environment import load_average
 from common.config import load_spec
 from common.history import DIVERGED, Diverged
 

@@ -7,6 +7,7 @@ import os
 
 import frameworks
 from bench.matrix import Row, Settings
+from common.environment import usable_cores
 
 
 def policy(settings: Settings) -> str:
@@ -42,5 +43,4 @@ def threads_in_force(row: Row) -> dict:
     if row.is_peer:
         from bench import floor_jax
         out["jax"] = floor_jax.threads()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {**out, "cpu_count": os.cpu_count(), "usable_cores": usable}
+    return {**out, "cpu_count": os.cpu_count(), "usable_cores": usable_cores()}

@@ -73,11 +73,23 @@ def cpu_info() -> dict:
     info = _cpuinfo()
     flags = info.get("flags", info.get("Features", "")).split()
     number = lambda key: int(info[key], 0) if info.get(key, "").strip().isdigit() else info.get(key)  # noqa: E731
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"vendor": info.get("vendor_id", platform.machine()), "family": number("cpu family"),
             "model": number("model"), "stepping": number("stepping"), "model_name": cpu_model(),
             "simd": sorted(f for f in flags if f.startswith(SIMD_PREFIXES)), "logical_cores": os.cpu_count(),
-            "usable_cores": usable}
+            "usable_cores": usable_cores()}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity; all of them where the OS has none)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 @functools.cache
@@ -100,9 +112,9 @@ def cpu_line(info: dict | None = None) -> str:
             f"{info.get('stepping')}; {', '.join(widest)}; {info.get('logical_cores')} logical cores)")
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, timeout: float = 10) -> str:
     """git's output, unstripped (porcelain lines start with a space that matters)."""
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout).stdout
 
 
 @functools.cache
@@ -135,9 +147,21 @@ def changed_files() -> list[str]:
 def git_diff() -> str:
     """`git diff HEAD` of the tracked files (what a run on a changed tree ran, beside its commit)."""
     try:
-        return subprocess.run(["git", "diff", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout
+        return _git("diff", "HEAD", timeout=30)
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+@functools.cache
+def cc_version() -> str | None:
+    """The first line of `$CC --version` (gcc by default): the C compiler of the C floors and of
+    PyTorch's inductor; None when there is none."""
+    cc = os.environ.get("CC", "gcc")
+    try:
+        lines = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return lines[0] if lines else cc
 
 
 def compilers() -> dict:
@@ -145,13 +169,7 @@ def compilers() -> dict:
     with the same toolchain) and the versions of JAX's (jaxlib) and cffi, where installed. XLA
     comes with TensorFlow (its version is TF's)."""
     from importlib import metadata
-    out = {}
-    cc = os.environ.get("CC", "gcc")
-    try:
-        line = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()
-        out["cc"] = line[0] if line else cc
-    except (OSError, subprocess.SubprocessError):
-        out["cc"] = f"{cc}: not found"
+    out = {"cc": cc_version() or f"{os.environ.get('CC', 'gcc')}: not found"}
     for package in ("jax", "jaxlib", "cffi"):
         try:
             out[package] = metadata.version(package)

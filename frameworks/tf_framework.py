@@ -126,7 +126,8 @@ class TensorFlow(Framework):
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
         # TF: 0 means "not set through the API": then its environment variable applies, else one thread per
         # core this process may use (TF's MaxParallelism)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        from common.environment import usable_cores
+        cores = usable_cores()
         for key, env in (("intra_op_threads", "TF_NUM_INTRAOP_THREADS"), ("inter_op_threads", "TF_NUM_INTEROP_THREADS")):
             if not said[key]:
                 chosen = os.environ.get(env, "").strip()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
 import frameworks
 from common import checkpoint, interrupts
+from common.environment import load_average, usable_cores
 from common.text import plural
 from common.config import SpecError, spec_to_dict
 from common.data import datasets
@@ -211,12 +211,8 @@ def warn_if_busy(suggestion: str = "OMP_NUM_THREADS=1 before the command runs Py
                                      "(TensorFlow runs on one here already), which a shared machine slows far less") -> None:
     """One line on stderr when the machine is busy as the command starts (the 1-minute load above
     the cores this process may use): the frameworks' thread pools then wait on each other's cores."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if load > cores:
+    load, cores = load_average(), usable_cores()
+    if load is not None and load > cores:
         print(f"note: the machine is busy (load {load:.1f} on {plural(cores, 'core')}): timings will be slower and "
               f"vary; {suggestion}", file=sys.stderr, flush=True)
 
