@@ -148,6 +148,22 @@ def describe(spec: S.Spec) -> str:
     return ", ".join(parts)
 
 
+def optimizer_form(spec: S.Spec) -> str:
+    """The spec optimizer's form in words, for the records that say which framework's class runs
+    it (each implementation's describe_optimizer): "adam with Keras epsilon-hat form", "rmsprop
+    with epsilon outside the root (PyTorch's form)"."""
+    o = spec.optimizer
+    if o.name == "adam":
+        form = "Keras epsilon-hat form" if o.epsilon_convention == "keras" else "the paper's epsilon form"
+    elif o.name == "sgd":
+        return "sgd"
+    elif o.epsilon_placement == "inside_sqrt":
+        form = "epsilon inside the root (Keras's form)"
+    else:
+        form = "epsilon outside the root (PyTorch's form)"
+    return f"{o.name} with {form}"
+
+
 def _init_text(init: S.Initializer) -> str:
     if init.name == "uniform":
         return f"uniform({init.low:g}, {init.high:g})"

@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from common import canonical
+from common.config import optimizer_form
 from common.spec import Spec
 
 # --- section: update_rules ---
@@ -109,9 +110,7 @@ def describe_optimizer(spec: Spec) -> str:
     cls = own_class(spec)
     if cls:
         return f"keras.optimizers.{cls.__name__}"
-    o = spec.optimizer
-    form = "the paper's epsilon form" if o.name == "adam" else "epsilon outside the root (PyTorch's form)"
-    return f"spec rule, {o.name} with {form} (keras.optimizers has none)"
+    return f"spec rule, {optimizer_form(spec)} (keras.optimizers has none)"
 
 
 # --- section: get_optimizer_state ---

@@ -11,14 +11,13 @@ from __future__ import annotations
 import torch
 
 from common import canonical
-from torch_impl.optimizers import TORCH_KEYS, SpecOptimizer, get_optimizer_state, set_optimizer_state, update
+from torch_impl.optimizers import (SpecOptimizer, _rule_step, _state_keys, get_optimizer_state,
+                                   set_optimizer_state)
 
 
 def _keys(optimizer: torch.optim.Optimizer) -> list[str]:
     """torch.optim's state keys of each parameter, in `state_tensors` order."""
-    spec = optimizer.spec
-    keys = [TORCH_KEYS[spec.optimizer.name][s] for s in canonical.slot_names(spec)]
-    return keys + (["step"] if spec.optimizer.name != "sgd" else [])
+    return [key for _, key in _state_keys(optimizer.spec)]
 
 
 def state_tensors(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -41,11 +40,10 @@ def step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], grads: li
     """One step of `optimizer`'s rule on the given tensors, in place: `state` as `state_tensors`
     lists it, `scalars` the step's `_step_scalars` (the spec rule's). differentiable: torch.optim's
     differentiable form (the same formula, its step-count arithmetic on tensors)."""
-    if isinstance(optimizer, SpecOptimizer):
+    if isinstance(optimizer, SpecOptimizer):  # what SpecOptimizer.step does, on these tensors
         slots, n = canonical.slot_names(optimizer.spec), len(params)
-        state[-1].add_(1)  # what SpecOptimizer.step does: count the step, then update every weight
-        for i, (p, g) in enumerate(zip(params, grads)):
-            update(optimizer.spec, p, g, {k: state[j * n + i] for j, k in enumerate(slots)}, scalars)
+        _rule_step(optimizer.spec, state[-1], params, grads,
+                   [{k: state[j * n + i] for j, k in enumerate(slots)} for i in range(n)], scalars)
         return
     # PT: foreach=False: one weight at a time, as the book's optimizer runs on the CPU
     twin = type(optimizer)(params, **{**optimizer.defaults, "foreach": False, "differentiable": differentiable})

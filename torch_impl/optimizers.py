@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from common import canonical
+from common.config import optimizer_form
 from common.spec import Adagrad, Adam, RMSprop, Spec
 
 # --- section: update_rules ---
@@ -66,6 +67,15 @@ def update(spec: Spec, w: torch.Tensor, g: torch.Tensor, slots: dict[str, torch.
     _RULES[spec.optimizer.name](spec.optimizer, w, g, slots, scalars)
 
 
+def _rule_step(spec: Spec, t: torch.Tensor, params: list, grads: list, slots: list[dict],
+               scalars: dict[str, torch.Tensor]) -> None:
+    """One step of the spec rule, as SpecOptimizer.step and the traced step (torch_impl._optim)
+    both take it: count the step in t, then `update` every weight with its slots."""
+    t.add_(1)
+    for p, g, s in zip(params, grads, slots):
+        update(spec, p, g, s, scalars)
+
+
 # --- section: custom_optimizers ---
 
 
@@ -87,11 +97,9 @@ class SpecOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        self.t.add_(1)
-        scalars = _step_scalars(self.spec, self.t)
-        for p in self.param_groups[0]["params"]:
-            if p.grad is not None:
-                update(self.spec, p, p.grad, self.state[p], scalars)
+        ps = [p for p in self.param_groups[0]["params"] if p.grad is not None]
+        _rule_step(self.spec, self.t, ps, [p.grad for p in ps], [self.state[p] for p in ps],
+                   _step_scalars(self.spec, self.t + 1))
 
 
 # --- section: make_optimizer ---
@@ -139,16 +147,21 @@ def describe_optimizer(spec: Spec) -> str:
     cls = own_class(spec)
     if cls:
         return f"torch.optim.{cls.__name__}"
-    o = spec.optimizer
-    form = "Keras epsilon-hat form" if o.name == "adam" else "epsilon inside the root (Keras's form)"
-    return f"spec rule, {o.name} with {form} (torch.optim has none)"
+    return f"spec rule, {optimizer_form(spec)} (torch.optim has none)"
 
 
 # --- section: get_optimizer_state ---
 
-# PT: torch.optim's state keys (its state_dict's) for each canonical slot; all but SGD count steps in 'step'
-TORCH_KEYS = {"sgd": {"velocity": "momentum_buffer"}, "adagrad": {"accumulator": "sum"},
+# PT: torch.optim's state keys (its state_dict's) for each canonical slot
+_TORCH_KEYS = {"sgd": {"velocity": "momentum_buffer"}, "adagrad": {"accumulator": "sum"},
                "rmsprop": {"v": "square_avg", "a": "grad_avg"}, "adam": {"m": "exp_avg", "v": "exp_avg_sq"}}
+
+
+def _state_keys(spec: Spec) -> list[tuple[str, str]]:
+    """(canonical slot, torch.optim's key) of each parameter's state, in one order; all but SGD
+    also count steps, under "step"."""
+    keys = [(slot, _TORCH_KEYS[spec.optimizer.name][slot]) for slot in canonical.slot_names(spec)]
+    return keys + ([("step", "step")] if spec.optimizer.name != "sgd" else [])
 
 
 def _entries(optimizer: torch.optim.Optimizer, spec: Spec) -> dict[str, torch.Tensor]:
@@ -166,7 +179,7 @@ def _entries(optimizer: torch.optim.Optimizer, spec: Spec) -> dict[str, torch.Te
         if not own:
             out[entry] = optimizer.state[params[weight]][slot]
             continue
-        held = optimizer.state[params[weight]].get(TORCH_KEYS[o.name][slot])
+        held = optimizer.state[params[weight]].get(_TORCH_KEYS[o.name][slot])
         if held is None:  # no step yet: what the first step starts from
             held = torch.full_like(params[weight], o.initial_accumulator if slot == "accumulator" else 0.0)
         # PT: torch.optim.SGD keeps b = m b + g, w -= lr b; the canonical (Keras) velocity is -lr b
@@ -182,10 +195,13 @@ def _load(optimizer: torch.optim.Optimizer, entries: dict[str, torch.Tensor]) ->
     count = float(entries["step"]) if "step" in entries else 0.0
     scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
     for weight, p in params.items():
-        held = {"step": torch.tensor(count, dtype=scalar)} if o.name != "sgd" else {}
-        for slot in canonical.slot_names(spec):
+        held = {}
+        for slot, key in _state_keys(spec):
+            if slot == "step":
+                held[key] = torch.tensor(count, dtype=scalar)
+                continue
             value = entries[f"{slot}/{weight}"].to(dtype=p.dtype, device=p.device)
-            held[TORCH_KEYS[o.name][slot]] = (value / -o.learning_rate if slot == "velocity" else value).clone(
+            held[key] = (value / -o.learning_rate if slot == "velocity" else value).clone(
                 memory_format=torch.contiguous_format)
         optimizer.state[p] = held
 
