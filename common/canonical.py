@@ -1,14 +1,16 @@
 """The canonical layout in which weights, gradients and optimizer state cross
 between the frameworks and the float64 reference.
 
-Weights are a dict of numpy arrays with stable names in layer order:
+Weights are a dict of numpy arrays named `<layer>/<weight>` in layer order
+(common.stack); the chapter's MLP has
 
   hidden/kernel (784, H)   hidden/bias (H,)
   bn/gamma, bn/beta, bn/moving_mean, bn/moving_variance (H,)   [batch norm on]
   output/kernel (H, 10)    output/bias (10,)
 
-Kernels are (in, out), as Keras stores them; PyTorch's nn.Linear keeps
-(out, in), so torch_impl transposes at the boundary. Gradients use the names
+Layouts are Keras's: dense kernels (in, out), conv kernels (kh, kw, in, out);
+PyTorch's nn.Linear keeps (out, in) and nn.Conv2d (out, in, kh, kw), so
+torch_impl maps each tensor at the boundary. Gradients use the names
 of the trainable weights. Optimizer state uses `<slot>/<weight name>` (for
 example `m/hidden/kernel`) plus `step` where the optimizer counts steps.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common import stack
 from common.spec import Spec
 
 BN_MOVING = ("bn/moving_mean", "bn/moving_variance")
@@ -30,23 +33,17 @@ SLOTS = {  # optimizer state slots, per trainable weight
 
 def weight_names(spec: Spec) -> list[str]:
     """All weight names of the spec's network, in layer order."""
-    names = ["hidden/kernel", "hidden/bias"]
-    if spec.network.batch_norm.mode != "none":
-        names += ["bn/gamma", "bn/beta", *BN_MOVING]
-    return names + ["output/kernel", "output/bias"]
+    return list(weight_shapes(spec))
 
 
 def trainable_names(spec: Spec) -> list[str]:
     """Names of the weights that get gradients (all but the moving statistics)."""
-    return [n for n in weight_names(spec) if n not in BN_MOVING]
+    return [n for n in weight_names(spec) if n.rsplit("/", 1)[-1] not in stack.MOVING]
 
 
 def weight_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
-    """Shape of every canonical weight."""
-    h, o = spec.network.hidden_units, spec.network.output_units
-    shapes = {"hidden/kernel": (spec.network.input_units, h), "hidden/bias": (h,),
-              "output/kernel": (h, o), "output/bias": (o,)}
-    return {n: shapes.get(n, (h,)) for n in weight_names(spec)}
+    """Shape of every canonical weight (common.stack: `<layer>/<weight>`, Keras's layouts)."""
+    return stack.weight_shapes(spec.network)
 
 
 def slot_names(spec: Spec) -> list[str]:

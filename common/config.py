@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from common import spec as S
+from common.layers import LAYERS, Layer
+from common.stack import StackError, walk
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
@@ -52,7 +54,15 @@ def load_spec(name_or_path: str | Path) -> S.Spec:
         base_path = Path(base) if Path(base).suffix else base
         if isinstance(base_path, Path) and not base_path.is_absolute():
             base_path = path.parent / base_path
-        data = _merge(spec_to_dict(load_spec(base_path)), data)
+        base_spec = load_spec(base_path)
+        base_dict = spec_to_dict(base_spec)
+        over = data.get("network")
+        if isinstance(over, dict) and set(over) - {"input_shape", "layers"}:  # short-form keys over the base's MLP
+            if base_spec.network.chapter_mlp is None:
+                raise SpecError(f"{path}: network: the chapter MLP's short-form keys ({', '.join(sorted(over))})"
+                                f" need a base whose network is that MLP; {base} has another stack")
+            base_dict["network"] = dataclasses.asdict(base_spec.network.chapter_mlp)
+        data = _merge(base_dict, data)
     try:
         spec = spec_from_dict(data)
     except SpecError as exc:
@@ -70,8 +80,14 @@ def spec_from_dict(data: dict[str, Any]) -> S.Spec:
 
 
 def spec_to_dict(spec: S.Spec) -> dict[str, Any]:
-    """Plain nested dicts; `spec_from_dict(spec_to_dict(s)) == s`."""
-    return dataclasses.asdict(spec)
+    """Plain nested dicts and lists (what JSON gives back); `spec_from_dict(spec_to_dict(s)) == s`."""
+    return _plain(dataclasses.asdict(spec))
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return [_plain(x) for x in v] if isinstance(v, (list, tuple)) else v
 
 
 def validate(spec: S.Spec) -> None:
@@ -83,6 +99,13 @@ def validate(spec: S.Spec) -> None:
 
 def _check_combinations(spec: S.Spec) -> None:
     """Cross-field rules: combinations that no framework can train as the spec says."""
+    try:
+        walked = walk(spec.network)
+    except StackError as exc:
+        raise SpecError(str(exc)) from None
+    if not walked or walked[-1].output_shape != (10,):
+        raise SpecError(f"network.layers: the last layer must give MNIST's 10 outputs, got shape"
+                        f" {walked[-1].output_shape if walked else tuple(spec.network.input_shape)}")
     out, loss = spec.network.output_activation, spec.loss
     if out == "linear" and loss.name != "mse":
         raise SpecError(f"loss.name: {loss.name} needs probabilities; network.output_activation"
@@ -92,7 +115,7 @@ def _check_combinations(spec: S.Spec) -> None:
         if need and out != need:
             raise SpecError(f"loss.formula: 'logits' for {loss.name} needs network.output_activation"
                             f" = '{need}', got '{out}'; use loss.formula = 'clipped'")
-    if spec.network.batch_norm.mode != "none" and spec.training.batch_size < 2:
+    if any(w.layer.type == "batch_norm" for w in walked) and spec.training.batch_size < 2:
         raise SpecError("training.batch_size: batch normalization in training needs at least 2"
                         f" examples per batch, got {spec.training.batch_size}"
                         " (or set network.batch_norm.mode = 'none')")
@@ -110,8 +133,15 @@ def step_key(spec: S.Spec) -> S.Spec:
 def replace(spec: S.Spec, **changes: Any) -> S.Spec:
     """The spec with dotted fields replaced (not validated: call validate() where it matters;
     build_model does): replace(spec, **{"training.dtype": "float64", "optimizer.epsilon": 1e-8})."""
+    short = {k: v for k, v in changes.items() if k.split(".")[:2][-1] in S.MLP_FIELDS and k.startswith("network.")}
+    if short:  # the chapter MLP's short-form paths, applied together to its short form, then restacked
+        mlp = spec.network.mlp
+        for key, value in short.items():
+            mlp = _replace_path(mlp, key.split(".")[1:], value, key)
+        spec = dataclasses.replace(spec, network=dataclasses.replace(spec.network, layers=mlp.layers()))
     for key, value in changes.items():
-        spec = _replace_path(spec, key.split("."), value, key)
+        if key not in short:
+            spec = _replace_path(spec, key.split("."), value, key)
     return spec
 
 
@@ -127,7 +157,33 @@ def describe(spec: S.Spec) -> str:
     """A one-line description generated from the resolved values (what a spec file that sets
     no `description` of its own shows), e.g. "tanh hidden x25 / sigmoid output, uniform(-0.1,
     0.1) kernels, zero biases, MSE, SGD lr 0.01, batch 1"."""
-    net, loss, o, t = spec.network, spec.loss, spec.optimizer, spec.training
+    loss, o, t = spec.loss, spec.optimizer, spec.training
+    parts = _mlp_text(spec.network.mlp) if spec.network.chapter_mlp else [_stack_text(spec.network)]
+    names = {"mse": "MSE", "binary_crossentropy": "binary cross-entropy", "categorical_crossentropy":
+             "categorical cross-entropy"}
+    parts.append(names[loss.name] + ("" if loss.name == "mse" else f" ({loss.formula}"
+                                     + (f", epsilon {loss.epsilon:g})" if loss.formula == "clipped" else ")")))
+    parts.append(_optimizer_text(o))
+    parts.append(f"batch {t.batch_size}" + (f", {t.dtype}" if t.dtype != "float32" else ""))
+    return ", ".join(parts)
+
+
+def _stack_text(net: S.Network) -> str:
+    """A layer stack in a line: "28x28x1 -> conv2d 32 3x3 relu -> max_pool2d 2x2 -> ..."."""
+    parts = ["x".join(map(str, net.input_shape))]
+    for layer in net.layers:
+        text = {"dense": lambda x: f"dense {x.units}", "conv2d": lambda x: f"conv2d {x.filters} "
+                f"{x.kernel_size[0]}x{x.kernel_size[1]}" + (f" stride {x.strides[0]}x{x.strides[1]}" if
+                                                            x.strides != (1, 1) else "") + f" {x.padding}",
+                "max_pool2d": lambda x: f"max_pool2d {x.pool_size[0]}x{x.pool_size[1]}",
+                "dropout": lambda x: f"dropout {x.rate:g}", "batch_norm": lambda x: "batch norm",
+                }.get(layer.type, lambda x: x.type)(layer)
+        act = getattr(layer, "activation", "linear")
+        parts.append(text + ("" if act == "linear" else f" {act}") if layer.type != "activation" else act)
+    return " -> ".join(parts)
+
+
+def _mlp_text(net: S.ChapterMLP) -> list[str]:
     act = net.hidden_activation + (f"({net.leaky_relu_slope:g})" if net.hidden_activation == "leaky_relu" else "")
     parts = [f"{act} hidden x{net.hidden_units} / {net.output_activation} output"]
     bn = net.batch_norm
@@ -139,13 +195,7 @@ def describe(spec: S.Spec) -> str:
                  f"{_init_text(net.hidden_kernel_init)} hidden / {_init_text(net.output_kernel_init)} output kernels")
     biases = {_init_text(net.hidden_bias_init), _init_text(net.output_bias_init)}
     parts.append("zero biases" if biases == {"zeros"} else "biases " + " / ".join(sorted(biases)))
-    names = {"mse": "MSE", "binary_crossentropy": "binary cross-entropy", "categorical_crossentropy":
-             "categorical cross-entropy"}
-    parts.append(names[loss.name] + ("" if loss.name == "mse" else f" ({loss.formula}"
-                                     + (f", epsilon {loss.epsilon:g})" if loss.formula == "clipped" else ")")))
-    parts.append(_optimizer_text(o))
-    parts.append(f"batch {t.batch_size}" + (f", {t.dtype}" if t.dtype != "float32" else ""))
-    return ", ".join(parts)
+    return parts
 
 
 def optimizer_form(spec: S.Spec) -> str:
@@ -193,6 +243,12 @@ def to_toml(spec: S.Spec) -> str:
     lines = [f"name = {_toml_value(data.pop('name'))}",
              f"description = {_toml_value(data.pop('description'))}"]
     for section, values in data.items():
+        if section == "network":
+            lines += ["", "[network]", f"input_shape = {_toml_value(values['input_shape'])}"]
+            for layer in values["layers"]:  # an empty name (the default one) is left out
+                lines += ["", "[[network.layers]]"] + [f"{k} = {_toml_value(v)}" for k, v in layer.items()
+                                                       if k != "name" or v]
+            continue
         nested = {k: v for k, v in values.items() if isinstance(v, dict) and "name" not in v}
         lines += ["", f"[{section}]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if k not in nested]
@@ -211,6 +267,8 @@ def _toml_value(v: Any) -> str:
         meta = {f.name: f.metadata.get("applies") for f in dataclasses.fields(S.Initializer)}
         items = [(k, x) for k, x in v.items() if not meta[k] or v["name"] in meta[k]]
         return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in items) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(v)
@@ -228,12 +286,15 @@ def _merge(base: dict, over: dict) -> dict:
 
 def _build(cls: type, data: Any, where: str) -> Any:
     if cls is S.Optimizer or typing.get_origin(cls) is typing.Union:
-        name = data.get("name", "sgd") if isinstance(data, dict) else None
-        if name not in S.OPTIMIZERS:
-            raise SpecError(f"{where}.name: expected one of {sorted(S.OPTIMIZERS)}, got {name!r}")
-        cls = S.OPTIMIZERS[name]
+        key, kinds = ("type", LAYERS) if cls is Layer else ("name", S.OPTIMIZERS)
+        name = data.get(key, None if cls is Layer else "sgd") if isinstance(data, dict) else None
+        if name not in kinds:
+            raise SpecError(f"{where}.{key}: expected one of {sorted(kinds)}, got {name!r}")
+        cls = kinds[name]
     if not isinstance(data, dict):
         raise SpecError(f"{where}: expected a table, got {data!r}")
+    if cls is S.Network and set(data) - {"input_shape", "layers"}:
+        return _chapter_mlp(data, where)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -245,6 +306,21 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+def _chapter_mlp(data: dict, where: str) -> S.Network:
+    """A [network] table of the old (short) form: the chapter MLP's keys, as its layer stack."""
+    mixed = sorted(set(data) & {"input_shape", "layers"})
+    if mixed:
+        raise SpecError(f"{_key(where, mixed[0])}: the layer-stack form cannot be mixed with the chapter MLP's"
+                        f" short-form keys ({', '.join(sorted(set(data) - set(mixed)))}); use one form")
+    try:
+        return S.Network(layers=_build(S.ChapterMLP, data, where).layers())
+    except SpecError as exc:
+        if ": unknown key;" in str(exc):
+            raise SpecError(f"{exc}; or the layer-stack form: input_shape = [28, 28, 1] and"
+                            " [[network.layers]] tables with type = \"conv2d\", ...") from None
+        raise
+
+
 def _value(tp: Any, f: dataclasses.Field, v: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
@@ -254,6 +330,8 @@ def _value(tp: Any, f: dataclasses.Field, v: Any, key: str) -> Any:
         return v
     if dataclasses.is_dataclass(tp) or origin is typing.Union:
         return _build(tp, v, key)
+    if origin is tuple:
+        return _tuple(typing.get_args(tp), f, v, key)
     if tp is bool:
         if not isinstance(v, bool):
             raise SpecError(f"{key}: expected true or false, got {v!r}")
@@ -269,6 +347,16 @@ def _value(tp: Any, f: dataclasses.Field, v: Any, key: str) -> Any:
             raise SpecError(f"{key}: expected a string, got {v!r}")
         return v
     raise SpecError(f"{key}: unsupported type {tp}")  # pragma: no cover
+
+
+def _tuple(args: tuple, f: dataclasses.Field, v: Any, key: str) -> tuple:
+    """A tuple[X, ...] or tuple[X, Y] from a TOML array, each item checked as the field says."""
+    if not isinstance(v, (list, tuple)):
+        raise SpecError(f"{key}: expected an array, got {v!r}")
+    items = args[:1] * len(v) if args[-1] is Ellipsis else args
+    if len(items) != len(v) or not v:
+        raise SpecError(f"{key}: expected {len(items) or 'at least one'} item{'s' if len(items) != 1 else ''}, got {len(v)}")
+    return tuple(_value(tp, f, x, f"{key}[{i}]") for i, (tp, x) in enumerate(zip(items, v)))
 
 
 def _check_range(f: dataclasses.Field, v: float, key: str) -> None:

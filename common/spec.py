@@ -8,42 +8,16 @@ defaults.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, Union
+
+from common.layers import (TRUNCATION_STDDEV, Activation as ActivationLayer, BatchNormalization, Dense,  # noqa: F401
+                           Initializer, Layer)
 
 Activation = Literal["tanh", "sigmoid", "relu", "leaky_relu"]
 OutputActivation = Literal["sigmoid", "softmax", "linear"]
 DType = Literal["float32", "float64"]
-
-# The standard deviation of N(0, 1) truncated to [-2, 2] (0.8796...): sqrt(1 - 2 * 2 * pdf(2) / (cdf(2) - cdf(-2))).
-TRUNCATION_STDDEV = math.sqrt(1.0 - 4.0 * math.exp(-2.0) / math.sqrt(2.0 * math.pi) / math.erf(math.sqrt(2.0)))
-
-
-@dataclass(frozen=True)
-class Initializer:
-    """How one tensor is initialized.
-
-    name:
-      uniform         U(low, high)
-      glorot_uniform  U(-l, l), l = sqrt(6 / (fan_in + fan_out))
-      glorot_normal   N(0, s), s = sqrt(2 / (fan_in + fan_out))
-      he_normal       N(0, s), s = sqrt(2 / fan_in)
-      he_uniform      U(-l, l), l = sqrt(6 / fan_in)
-      zeros, constant(value)
-    truncated: for the normal ones, whether samples are redrawn outside
-      +-2 standard deviations, with the standard deviation pre-divided by
-      TRUNCATION_STDDEV (0.8796) so the truncated distribution keeps variance s^2
-      (Keras's he_normal/glorot_normal do this; PyTorch's kaiming_normal_ and
-      xavier_normal_ do not truncate).
-    """
-
-    name: Literal["uniform", "glorot_uniform", "glorot_normal", "he_normal",
-                  "he_uniform", "zeros", "constant"] = "zeros"
-    low: float = field(default=-0.05, metadata={"applies": ("uniform",)})
-    high: float = field(default=0.05, metadata={"applies": ("uniform",)})
-    value: float = field(default=0.0, metadata={"applies": ("constant",)})
-    truncated: bool = field(default=True, metadata={"applies": ("glorot_normal", "he_normal")})
 
 
 @dataclass(frozen=True)
@@ -70,8 +44,11 @@ class BatchNorm:
 
 
 @dataclass(frozen=True)
-class Network:
-    """784 inputs (28x28 flattened) -> dense hidden layer -> dense output layer."""
+class ChapterMLP:
+    """The chapter's network in its short form: 784 inputs -> dense hidden layer [with batch
+    norm] -> dense output layer. Spec files of the old form give these keys under [network];
+    they load as the layer stack `layers()` builds, and dotted paths such as
+    `network.hidden_units` (config.replace, the field probes) address them."""
 
     hidden_units: int = field(default=25, metadata={"range": (1, 4096)})
     hidden_activation: Activation = "tanh"
@@ -84,9 +61,92 @@ class Network:
     output_bias_init: Initializer = Initializer("zeros")
     batch_norm: BatchNorm = BatchNorm()
 
+    def layers(self) -> tuple[Layer, ...]:
+        """hidden (dense) [-> bn [-> activation]] -> output (dense): batch norm before the
+        activation leaves the hidden dense layer linear and adds an activation layer."""
+        bn, act, slope = self.batch_norm, self.hidden_activation, self.leaky_relu_slope
+        before = bn.mode == "before_activation"
+        stack: list[Layer] = [Dense(name="hidden", units=self.hidden_units, activation="linear" if before else act,
+                                    leaky_relu_slope=0.01 if before else slope,
+                                    kernel_init=self.hidden_kernel_init, bias_init=self.hidden_bias_init)]
+        if bn.mode != "none":
+            stack.append(BatchNormalization(name="bn", momentum=bn.momentum, epsilon=bn.epsilon,
+                                            running_variance=bn.running_variance))
+        if before:
+            stack.append(ActivationLayer(name="activation", activation=act, leaky_relu_slope=slope))
+        return (*stack, Dense(name="output", units=self.output_units, activation=self.output_activation,
+                              kernel_init=self.output_kernel_init, bias_init=self.output_bias_init))
+
+    def network(self) -> Network:
+        """The Network of this short form: 784 inputs and `layers()`."""
+        return Network(layers=self.layers())
+
+    @staticmethod
+    def of(layers: tuple[Layer, ...]) -> ChapterMLP | None:
+        """The short form of a stack that `layers()` builds, or None for any other stack."""
+        names = [layer.name for layer in layers]
+        modes = {("hidden", "output"): "none", ("hidden", "bn", "activation", "output"): "before_activation",
+                 ("hidden", "bn", "output"): "after_activation"}
+        if tuple(names) not in modes or not isinstance(layers[0], Dense) or not isinstance(layers[-1], Dense):
+            return None
+        mode, (hidden, out) = modes[tuple(names)], (layers[0], layers[-1])
+        carrier = layers[2] if mode == "before_activation" else hidden  # the layer with the hidden activation
+        bn = layers[1] if mode != "none" else None
+        try:
+            mlp = ChapterMLP(hidden.units, carrier.activation, carrier.leaky_relu_slope, out.units,
+                             out.activation, hidden.kernel_init, hidden.bias_init, out.kernel_init, out.bias_init,
+                             BatchNorm(mode, bn.momentum, bn.epsilon, bn.running_variance) if bn else BatchNorm())
+        except AttributeError:  # a layer of another type where the short form has a dense/bn/activation
+            return None
+        return mlp if mlp.layers() == tuple(layers) else None
+
+
+# The chapter MLP's fields, readable on any Network whose stack is in the short form.
+MLP_FIELDS = tuple(ChapterMLP.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Network:
+    """An input shape and an ordered stack of layers (common.layers), in Keras's layouts:
+    images (height, width, channels), flat inputs (784,). The default is the chapter's MLP
+    (ChapterMLP().layers()); the MLP's short-form fields (hidden_units, batch_norm, ...) read
+    through `mlp`, and raise ValueError on any other stack."""
+
+    input_shape: tuple[int, ...] = field(default=(784,), metadata={"range": (1, 4096)})
+    layers: tuple[Layer, ...] = ChapterMLP().layers()
+
+    @cached_property
+    def chapter_mlp(self) -> ChapterMLP | None:
+        """The stack's short form, or None where it is not the chapter's MLP on flat inputs."""
+        return ChapterMLP.of(self.layers) if len(self.input_shape) == 1 else None
+
+    @property
+    def mlp(self) -> ChapterMLP:
+        """The short form; ValueError naming the stack where it is not the chapter's MLP."""
+        if self.chapter_mlp is None:
+            kinds = " -> ".join(layer.type for layer in self.layers)
+            raise ValueError(f"network: this part of twinbench runs only the chapter's MLP so far (flat inputs: hidden dense [bn"
+                             f" [activation]] output dense, so named); this network is {kinds}")
+        return self.chapter_mlp
+
     @property
     def input_units(self) -> int:
-        return 28 * 28
+        """The chapter MLP's flat inputs (784: 28 x 28 pixels)."""
+        return self.mlp and self.input_shape[0]
+
+    @property
+    def output_activation(self) -> str:
+        """The last layer's activation (linear where the last layer has none)."""
+        return getattr(self.layers[-1], "activation", "linear")
+
+
+def _mlp_field(name: str) -> property:
+    return property(lambda self: getattr(self.mlp, name), doc=f"The chapter MLP's {name} (Network.mlp).")
+
+
+for _name in MLP_FIELDS:
+    if _name != "output_activation":
+        setattr(Network, _name, _mlp_field(_name))
 
 
 @dataclass(frozen=True)

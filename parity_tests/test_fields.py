@@ -8,7 +8,6 @@ sensitive: the oracle with the field at its default gives results beyond toleran
 framework that ignored the field would fail here, naming it."""
 from __future__ import annotations
 
-import dataclasses
 
 import keras
 import numpy as np
@@ -133,8 +132,7 @@ def _check_initializer(probe: F.Probe, init_name: str, what: str) -> None:
     spec = replace(probe.spec, **{"network.hidden_units": INIT_UNITS})
     init, tensor = getattr(spec.network, init_name), TENSOR[init_name]
     default_init = getattr(replace(_default_spec(probe), **{"network.hidden_units": INIT_UNITS}).network, init_name)
-    decoy = ref.init_weights(dataclasses.replace(spec, network=dataclasses.replace(
-        spec.network, **{init_name: default_init})), SEED)[tensor]
+    decoy = ref.init_weights(replace(spec, **{f"network.{init_name}": default_init}), SEED)[tensor]
     if not problems(init, decoy):
         pytest.fail(f"{what}: not a sensitive probe: a {tensor} drawn with the default {default_init} passes "
                     f"the checks of {init}")

@@ -58,7 +58,9 @@ def _strategy(cls, prefix: str = ""):
         if f.name in FIXED:
             kwargs[f.name] = st.just(FIXED[f.name])
             continue
-        if typing.get_origin(tp) is typing.Union:  # the optimizer: any of them
+        if tp is S.Network:  # the chapter MLP's short form (the convnets' stacks are not drawn here)
+            kwargs[f.name] = _strategy(S.ChapterMLP, f"{key}.").map(S.ChapterMLP.network)
+        elif typing.get_origin(tp) is typing.Union:  # the optimizer: any of them
             kwargs[f.name] = st.one_of(*[_strategy(o, f"{key}.") for o in S.OPTIMIZERS.values()])
         elif dataclasses.is_dataclass(tp):
             kwargs[f.name] = _strategy(tp, f"{key}.")
@@ -86,13 +88,13 @@ def _clean(spec: S.Spec) -> S.Spec:
         keep = {f.name: getattr(init, f.name) for f in dataclasses.fields(S.Initializer)
                 if not f.metadata.get("applies") or init.name in f.metadata["applies"]}
         return S.Initializer(**keep)
-    net = spec.network
+    net = spec.network.mlp
     net = dataclasses.replace(net, **{n: fix(getattr(net, n)) for n in
                                       ("hidden_kernel_init", "hidden_bias_init", "output_kernel_init", "output_bias_init")})
     for n in ("hidden_kernel_init", "output_kernel_init"):
         if getattr(net, n).name not in RANDOM_KERNELS:
             net = dataclasses.replace(net, **{n: S.Initializer("uniform", -0.1, 0.1)})
-    return dataclasses.replace(spec, network=net, name="hypothesis", description="")
+    return dataclasses.replace(spec, network=net.network(), name="hypothesis", description="")
 
 
 SPECS = _strategy(S.Spec).map(_clean)

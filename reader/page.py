@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from common.stack import layer_names
 from reader.align import LEGEND, MARKS
 from reader.sections import LEFT, RIGHT, TITLES, SectionPair
 from reader.terminal import lex_lines
@@ -117,7 +118,15 @@ def differences_for(pair: SectionPair) -> list[str]:
 
 
 def _flat(obj, prefix: str = "") -> dict[str, str]:
-    """Spec fields as dotted name -> text; initializers compact ('uniform(low=-0.1, high=0.1)')."""
+    """Spec fields as dotted name -> text; initializers compact ('uniform(low=-0.1, high=0.1)'); a
+    network in the chapter MLP's short form by its fields (hidden_units, ...), another by layer
+    (layers.conv2d.filters)."""
+    if getattr(obj, "chapter_mlp", None):
+        obj = obj.chapter_mlp
+    elif hasattr(obj, "layers"):
+        names = layer_names(obj)
+        return {"input_shape": str(obj.input_shape),
+                **{k: v for n, layer in zip(names, obj.layers) for k, v in _flat(layer, f"layers.{n}.").items()}}
     out = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)

@@ -3,26 +3,28 @@
 np.random.default_rng(seed) draws every canonical weight in canonical order
 (common.canonical.weight_names); zeros/constant and the batch-norm weights draw
 nothing. Fans follow keras/src/initializers/random_initializers.py compute_fans:
-a kernel (in, out) has fan_in = in, fan_out = out; a 1-D tensor (a bias) has
-fan_in = fan_out = its length.
+a kernel (in, out) has fan_in = in, fan_out = out; a conv kernel (kh, kw, in, out)
+fan_in = kh kw in, fan_out = kh kw out; a 1-D tensor (a bias) has fan_in =
+fan_out = its length.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from common.canonical import weight_names, weight_shapes
+from common.stack import layer_names
 from common.spec import TRUNCATION_STDDEV, Initializer, Spec
 
-BN_INIT = {"bn/gamma": 1.0, "bn/beta": 0.0, "bn/moving_mean": 0.0, "bn/moving_variance": 1.0}
+BN_INIT = {"gamma": 1.0, "beta": 0.0, "moving_mean": 0.0, "moving_variance": 1.0}  # batch norm's, by weight
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    """(fan_in, fan_out) of a kernel (in, out) or of a 1-D tensor (n, n)."""
+    """(fan_in, fan_out) of a kernel (..., in, out), whose leading axes (a conv kernel's area)
+    multiply both, or of a 1-D tensor (n, n)."""
     if len(shape) == 1:
         return shape[0], shape[0]
-    if len(shape) == 2:
-        return shape[0], shape[1]
-    raise ValueError(f"unsupported weight shape {shape}")
+    area = int(np.prod(shape[:-2]))
+    return shape[-2] * area, shape[-1] * area
 
 
 def truncated_normal(rng: np.random.Generator, stddev: float, shape: tuple[int, ...]) -> np.ndarray:
@@ -64,11 +66,12 @@ def draw(init: Initializer, shape: tuple[int, ...], rng: np.random.Generator) ->
 
 
 def initializer_of(spec: Spec, name: str) -> Initializer | float:
-    """The spec's initializer of a canonical weight (a constant for batch norm)."""
-    net = spec.network
-    table = {"hidden/kernel": net.hidden_kernel_init, "hidden/bias": net.hidden_bias_init,
-             "output/kernel": net.output_kernel_init, "output/bias": net.output_bias_init}
-    return table[name] if name in table else BN_INIT[name]
+    """The spec's initializer of a canonical weight `<layer>/<weight>` (a constant for batch norm)."""
+    layer, weight = name.rsplit("/", 1)
+    if weight in BN_INIT:
+        return BN_INIT[weight]
+    found = dict(zip(layer_names(spec.network), spec.network.layers))[layer]
+    return getattr(found, f"{weight}_init")
 
 
 def init_weights(spec: Spec, seed: int) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ from twinbench.cli import main
 from common.spec import BatchNorm
 
 BN_SPEC = dataclasses.replace(load_spec("conf5"), network=dataclasses.replace(
-    load_spec("conf5").network, batch_norm=BatchNorm("after_activation")))
+    load_spec("conf5").network.mlp, batch_norm=BatchNorm("after_activation")).network())
 
 
 @pytest.mark.parametrize("spec", [load_spec("conf1"), load_spec("conf4"), BN_SPEC,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -45,12 +45,9 @@ def small_data(n: int, seed: int = 3, inputs: int = 784) -> tuple[np.ndarray, np
 
 
 def shaped(spec, inputs: int, hidden: int):
-    """The spec with `hidden` units and `inputs` inputs (specs fix 784: a test-only subclass)."""
-    net = {f.name: getattr(spec.network, f.name) for f in fields(spec.network)} | {"hidden_units": hidden}
-    cls = type(spec.network)
-    if inputs != spec.network.input_units:
-        cls = type("OddInputs", (cls,), {"input_units": property(lambda self: inputs)})
-    return replace(spec, network=cls(**net))
+    """The spec with `hidden` units and `inputs` inputs."""
+    mlp = replace(spec.network.mlp, hidden_units=hidden)
+    return replace(spec, network=type(spec.network)(input_shape=(inputs,), layers=mlp.layers()))
 
 
 def start_weights(spec) -> dict[str, np.ndarray]:

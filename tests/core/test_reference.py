@@ -19,10 +19,10 @@ import pytest
 from common import reference as ref
 from common.canonical import state_names, trainable_names, weight_names, weight_shapes
 from common.config import SpecError, validate
-from common.spec import SGD, Adagrad, Adam, Initializer, Network, RMSprop, Spec, Training
+from common.spec import SGD, Adagrad, Adam, ChapterMLP, Initializer, RMSprop, Spec, Training
 
 H, N = 5, 6  # hidden units and batch size of the gradient check
-BASE = Spec(network=Network(hidden_units=H, leaky_relu_slope=0.2), training=Training(batch_size=N))
+BASE = Spec(network=ChapterMLP(hidden_units=H, leaky_relu_slope=0.2).network(), training=Training(batch_size=N))
 
 # --- every combination of the design space that the gradient check covers ---
 
@@ -38,8 +38,8 @@ SHORT = {"binary_crossentropy": "bce", "categorical_crossentropy": "cce", "mse":
 
 def make_spec(act: str, out: str, loss: tuple[str, str], bn: str, base: Spec = BASE) -> Spec:
     """`base` with one combination of hidden/output activation, loss and batch-norm mode."""
-    net = dataclasses.replace(base.network, hidden_activation=act, output_activation=out,
-                              batch_norm=dataclasses.replace(base.network.batch_norm, mode=bn))
+    net = dataclasses.replace(base.network.mlp, hidden_activation=act, output_activation=out,
+                              batch_norm=dataclasses.replace(base.network.batch_norm, mode=bn)).network()
     return dataclasses.replace(base, network=net,
                                loss=dataclasses.replace(base.loss, name=loss[0], formula=loss[1]))
 
@@ -279,7 +279,7 @@ def scalar_trajectory(opt, w: float, grads: list[float]) -> list[float]:
 def optimizer_spec(opt, h: int = 2, bn: str = "before_activation") -> Spec:
     return make_spec("tanh", "softmax", ("categorical_crossentropy", "logits"), bn,
                      base=dataclasses.replace(BASE, optimizer=opt, network=dataclasses.replace(
-                         BASE.network, hidden_units=h)))
+                         BASE.network.mlp, hidden_units=h).network()))
 
 
 @pytest.mark.parametrize("opt", OPTIMIZER_CASES.values(), ids=OPTIMIZER_CASES.keys())
@@ -352,7 +352,7 @@ def test_optimizer_spot_numbers(opt, g: float, expected: list[float]):
 def bn_problem(mode: str, running: str, n: int = 8):
     bn = dataclasses.replace(BASE.network.batch_norm, mode=mode, momentum=0.8, running_variance=running)
     spec = make_spec("tanh", "softmax", ("categorical_crossentropy", "logits"), mode)
-    spec = dataclasses.replace(spec, network=dataclasses.replace(spec.network, hidden_units=4, batch_norm=bn),
+    spec = dataclasses.replace(spec, network=dataclasses.replace(spec.network.mlp, hidden_units=4, batch_norm=bn).network(),
                                optimizer=SGD(learning_rate=0.1, momentum=0.5))
     rng = np.random.default_rng(11)
     w = {k: rng.standard_normal(s) * (0.05 if k == "hidden/kernel" else 1.0) for k, s in weight_shapes(spec).items()}
@@ -438,10 +438,10 @@ def init_cases() -> dict[str, tuple[Initializer, callable]]:
 
 
 def init_spec(kernel: Initializer, bias: Initializer = Initializer("zeros"), bn: str = "none") -> Spec:
-    net = dataclasses.replace(BASE.network, hidden_units=WIDE, hidden_kernel_init=kernel, output_kernel_init=kernel,
+    net = dataclasses.replace(BASE.network.mlp, hidden_units=WIDE, hidden_kernel_init=kernel, output_kernel_init=kernel,
                               hidden_bias_init=bias, output_bias_init=bias,
                               batch_norm=dataclasses.replace(BASE.network.batch_norm, mode=bn))
-    return dataclasses.replace(BASE, network=net)
+    return dataclasses.replace(BASE, network=net.network())
 
 
 @pytest.mark.parametrize("case", init_cases().keys())

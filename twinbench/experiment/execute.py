@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from common.config import SpecError
+from common.config import SpecError, spec_from_dict
 from common.files import write_json
 from common.history import COMPLETE, FAILED
 from twinbench.experiment.plan import Task
@@ -42,7 +42,12 @@ def outcome(out: str | Path, task: Task) -> dict | None:
 def finished(out: str | Path, task: Task) -> bool:
     """--resume: the task's record is finished and was made with the same settings."""
     record = outcome(out, task)
-    return record is not None and record.get("settings") == task.settings()
+    stored, wanted = dict((record or {}).get("settings") or {}), task.settings()
+    try:  # the spec compared by value: a record written before the layer stack holds its short form
+        same_spec = spec_from_dict(stored.pop("spec", None) or {}) == task.spec
+    except SpecError:
+        return False
+    return record is not None and same_spec and stored == {k: v for k, v in wanted.items() if k != "spec"}
 
 
 @contextlib.contextmanager
