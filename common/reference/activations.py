@@ -28,7 +28,11 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 def hidden(net: Network, z: np.ndarray) -> np.ndarray:
     """The hidden activation act(z)."""
-    name = net.hidden_activation
+    return activate(net.hidden_activation, net.leaky_relu_slope, z)
+
+
+def activate(name: str, slope: float, z: np.ndarray) -> np.ndarray:
+    """tanh, sigmoid, relu or leaky_relu (with its slope) of z."""
     if name == "tanh":
         return np.tanh(z)
     if name == "sigmoid":
@@ -36,14 +40,18 @@ def hidden(net: Network, z: np.ndarray) -> np.ndarray:
     if name == "relu":
         return np.where(z > 0, z, 0.0)
     if name == "leaky_relu":
-        return np.where(z > 0, z, net.leaky_relu_slope * z)
-    raise ValueError(f"network.hidden_activation: unknown {name!r}")
+        return np.where(z > 0, z, slope * z)
+    raise ValueError(f"activation: unknown {name!r}")
 
 
 def hidden_derivative(net: Network, z: np.ndarray, a: np.ndarray) -> np.ndarray:
     """d act(z) / dz, given z and a = act(z); relu/leaky_relu take the z > 0 branch
     only for z strictly positive (derivative 0, resp. slope, at 0, as TF)."""
-    name = net.hidden_activation
+    return derivative(net.hidden_activation, net.leaky_relu_slope, z, a)
+
+
+def derivative(name: str, slope: float, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """d act(z) / dz of `activate(name, slope, z)`, given z and a = act(z)."""
     if name == "tanh":
         return 1.0 - a * a
     if name == "sigmoid":
@@ -51,8 +59,8 @@ def hidden_derivative(net: Network, z: np.ndarray, a: np.ndarray) -> np.ndarray:
     if name == "relu":
         return (z > 0).astype(np.float64)
     if name == "leaky_relu":
-        return np.where(z > 0, 1.0, net.leaky_relu_slope)
-    raise ValueError(f"network.hidden_activation: unknown {name!r}")
+        return np.where(z > 0, 1.0, slope)
+    raise ValueError(f"activation: unknown {name!r}")
 
 
 def output(net: Network, z: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from common.reference import batchnorm as BN
+from common.reference import network as stack_net
 from common.reference.losses import loss_value
 from common.reference.model import forward, loss_gradients_and_cache
 from common.reference.optimizers import apply_gradients
@@ -11,12 +12,18 @@ from common.spec import Spec
 
 
 def train_step(spec: Spec, weights: dict[str, np.ndarray], state: dict[str, np.ndarray],
-               x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
+               x: np.ndarray, y: np.ndarray, masks: dict | None = None
+               ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Training-mode loss and gradients, one optimizer update, and (batch norm on)
-    the moving-statistics update from this batch's pre-update forward pass.
+    the moving-statistics update from this batch's pre-update forward pass. masks: each
+    dropout layer's mask (common.masks), for a stack with dropout.
 
     Returns (loss before the update, new weights, new state); inputs untouched.
     """
+    if spec.network.chapter_mlp is None:  # any other stack: layer by layer
+        loss, grads, cache = stack_net.loss_gradients_and_cache(weights, spec, x, y, masks)
+        new_w, new_state = apply_gradients(spec, weights, grads, state)
+        return loss, {**new_w, **stack_net.moving_stats(weights, spec, cache)}, new_state
     loss, grads, cache = loss_gradients_and_cache(weights, spec, x, y)
     new_w, new_state = apply_gradients(spec, weights, grads, state)
     if spec.network.batch_norm.mode != "none":
@@ -32,7 +39,9 @@ def train_step(spec: Spec, weights: dict[str, np.ndarray], state: dict[str, np.n
 def evaluate(weights: dict[str, np.ndarray], spec: Spec, x: np.ndarray,
              y: np.ndarray) -> tuple[float, float]:
     """(mean loss, accuracy) in inference mode; accuracy = mean(argmax p == y)."""
-    cache = forward(weights, spec, x, training=False)
+    w64 = {k: np.asarray(v, np.float64) for k, v in weights.items()}
+    cache = (forward(weights, spec, x, training=False) if spec.network.chapter_mlp else
+             stack_net.forward(w64, spec, x, training=False))
     y = np.asarray(y).astype(np.int64).reshape(-1)
     loss = loss_value(spec, cache["z2"], cache["p"], y)
     accuracy = float(np.mean(np.argmax(cache["p"], axis=-1) == y))
