@@ -21,7 +21,12 @@ import numpy as np
 from common import stack
 from common.spec import Spec
 
-BN_MOVING = ("bn/moving_mean", "bn/moving_variance")
+BN_MOVING = ("bn/moving_mean", "bn/moving_variance")  # the chapter MLP's; is_moving for any stack
+
+
+def is_moving(name: str) -> bool:
+    """Whether a canonical weight is a batch-norm moving statistic (no gradient)."""
+    return name.rsplit("/", 1)[-1] in stack.MOVING
 
 SLOTS = {  # optimizer state slots, per trainable weight
     "sgd": ("velocity",),
@@ -38,7 +43,7 @@ def weight_names(spec: Spec) -> list[str]:
 
 def trainable_names(spec: Spec) -> list[str]:
     """Names of the weights that get gradients (all but the moving statistics)."""
-    return [n for n in weight_names(spec) if n.rsplit("/", 1)[-1] not in stack.MOVING]
+    return [n for n in weight_names(spec) if not is_moving(n)]
 
 
 def weight_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:

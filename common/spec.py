@@ -135,6 +135,11 @@ class Network:
         return self.mlp and self.input_shape[0]
 
     @property
+    def output_units(self) -> int:
+        """MNIST's 10 classes: validation requires the last layer to give 10 outputs."""
+        return 10
+
+    @property
     def output_activation(self) -> str:
         """The last layer's activation (linear where the last layer has none)."""
         return getattr(self.layers[-1], "activation", "linear")
@@ -145,7 +150,7 @@ def _mlp_field(name: str) -> property:
 
 
 for _name in MLP_FIELDS:
-    if _name != "output_activation":
+    if _name not in ("output_activation", "output_units"):
         setattr(Network, _name, _mlp_field(_name))
 
 

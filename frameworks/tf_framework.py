@@ -173,7 +173,8 @@ class TensorFlow(Framework):
     def logits(self, model, spec: Spec, x: np.ndarray) -> np.ndarray:
         tf = _tensorflow()
         from tf_impl.model import device_name
-        x = np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
+        from tf_impl.training import as_inputs
+        x = as_inputs(spec, x)
         with tf.device(device_name(getattr(model, "device", "cpu"))):
             return np.asarray(model(x, training=False))
 

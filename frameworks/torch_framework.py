@@ -95,10 +95,10 @@ class PyTorch(Framework):
 
     def logits(self, model, spec: Spec, x: np.ndarray) -> np.ndarray:
         import torch
-        x = np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
+        from torch_impl.training import as_inputs
         model.eval()
         with torch.no_grad():
-            return model(torch.as_tensor(x, device=next(model.parameters()).device)).cpu().numpy()
+            return model(as_inputs(spec, x, getattr(model, "device", "cpu"))).cpu().numpy()
 
     def _traced(self, model, spec: Spec, name: str, u: np.ndarray, y: np.ndarray, g=None):
         import torch

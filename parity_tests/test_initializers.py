@@ -3,13 +3,16 @@ ref.init_weights follow the spec's distribution (Kolmogorov-Smirnov, fixed
 seeds), and the truncated/untruncated distinction is detectable."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.stats
 
 from common import reference as ref
 from common.config import load_spec
-from common.spec import Initializer
+from common.layers import Conv2D, Dense, Flatten
+from common.spec import Initializer, Network
 from parity_tests import harness as H
 from parity_tests.distributions import TRUNC, distribution
 
@@ -85,3 +88,23 @@ def test_seeds_reproduce_and_differ():
     for fw in H.FRAMEWORKS:
         a, b, c = (H.impl(fw).get_weights(H.impl(fw).build_model(spec, seed=s))["hidden/kernel"] for s in (1, 1, 2))
         assert np.array_equal(a, b) and not np.array_equal(a, c), fw
+
+
+CONV = Network(input_shape=(12, 12, 16), layers=(Conv2D(filters=64, kernel_size=(5, 3)), Flatten(), Dense(units=10)))
+
+
+@pytest.mark.parametrize("name", ["glorot_uniform", "glorot_normal-untruncated", "he_normal", "he_uniform"])
+def test_conv_kernel_distribution(name: str):
+    """A (5, 3, 16, 64) conv kernel drawn by each framework's own initializer: its fans count the
+    kernel area (fan_in 240, fan_out 960), as Keras's compute_fans does."""
+    init = INITS[name]
+    spec = H.replace(load_spec("conf1"), network=dataclasses.replace(CONV, layers=(
+        dataclasses.replace(CONV.layers[0], kernel_init=init), *CONV.layers[1:])))
+    H.register_config(f"init-conv-{name}")
+    sources = {fw: H.impl(fw).get_weights(H.impl(fw).build_model(spec, seed=SEED)) for fw in H.FRAMEWORKS}
+    sources["ref"] = ref.init_weights(spec, SEED)
+    for source, weights in sources.items():
+        w = weights["conv2d/kernel"]
+        assert w.shape == (5, 3, 16, 64)
+        p = ks_p(w, distribution(init, w.shape))
+        assert p >= ALPHA, f"{source} conv2d/kernel: KS p = {p:.2e} < {ALPHA} against {name}"

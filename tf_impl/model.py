@@ -10,6 +10,7 @@ from common.config import validate
 from common.spec import Initializer, Spec
 from tf_impl.losses import SpecLoss
 from tf_impl.optimizers import make_optimizer
+from tf_impl.stack import input_shape, stack_layers
 
 # --- section: device ---
 
@@ -54,11 +55,17 @@ class UnbiasedBatchNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         outputs = super().call(inputs, training=training, mask=mask)
-        if training:
-            n = tf.cast(tf.shape(inputs)[0], inputs.dtype)
-            _, variance = tf.nn.moments(inputs, axes=[0])
+        if training:  # the statistics of each channel: over every axis but the last
+            axes = list(range(len(inputs.shape) - 1))
+            n = tf.cast(tf.reduce_prod(tf.gather(tf.shape(inputs), axes)), inputs.dtype)
+            _, variance = tf.nn.moments(inputs, axes=axes)
             self.moving_variance.assign_add((1.0 - self.momentum) * variance / (n - 1.0))
         return outputs
+
+
+def bn_class(layer) -> type:
+    """Keras's BatchNormalization, or the unbiased variant, for a batch_norm layer of the spec."""
+    return UnbiasedBatchNormalization if layer.running_variance == "unbiased" else keras.layers.BatchNormalization
 
 
 def activation_layer(spec: Spec) -> keras.layers.Layer:
@@ -90,6 +97,11 @@ def build_model(spec: Spec, seed: int | None = None, device: str = "cpu") -> ker
     """
     validate(spec)
     seed = spec.training.seed if seed is None else seed
+    if spec.network.chapter_mlp is None:
+        built: list[keras.Model] = []  # the masks' step: the optimizer's count, read when a batch runs
+        layers = stack_layers(spec, seed, make_initializer, lambda: built[0].optimizer.iterations, bn_class)
+        built.append(_compiled(spec, device, [keras.Input(input_shape(spec), dtype=spec.training.dtype), *layers]))
+        return built[0]
     net, dtype = spec.network, spec.training.dtype
     dense = lambda units, k, b, name, s: keras.layers.Dense(  # noqa: E731
         units, kernel_initializer=make_initializer(k, s), bias_initializer=make_initializer(b, s + 1),
@@ -101,13 +113,19 @@ def build_model(spec: Spec, seed: int | None = None, device: str = "cpu") -> ker
         hidden += [activation_layer(spec), batch_norm_layer(spec)]
     else:
         hidden += [activation_layer(spec)]
+    # TF: every layer gets the dtype, or Keras's float32 policy would cast float64 inputs
+    return _compiled(spec, device, [keras.Input((28, 28), dtype=dtype), keras.layers.Flatten(dtype=dtype), *hidden,
+                                    dense(net.output_units, net.output_kernel_init, net.output_bias_init,
+                                          "output", seed + 2)])
+
+
+
+def _compiled(spec: Spec, device: str, layers: list) -> keras.Model:
+    """A Sequential of `layers`, compiled with the spec's loss, optimizer and accuracy."""
     with tf.device(device_name(device)):
-        # TF: every layer gets the dtype, or Keras's float32 policy would cast float64 inputs
-        model = keras.Sequential([keras.Input((28, 28), dtype=dtype), keras.layers.Flatten(dtype=dtype), *hidden,
-                                  dense(net.output_units, net.output_kernel_init, net.output_bias_init,
-                                        "output", seed + 2)], name=spec.name)
+        model = keras.Sequential(layers, name=spec.name)
         model.compile(optimizer=make_optimizer(spec), loss=SpecLoss(spec),
-                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy", dtype=dtype)])
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy", dtype=spec.training.dtype)])
         model.optimizer.build(model.trainable_variables)
     model.device = device
     return model

@@ -13,12 +13,16 @@ from common.spec import Spec
 from tf_impl.losses import SpecLoss, one_hot, per_example_loss
 from tf_impl.model import device_name, get_weights, set_weights
 from tf_impl.optimizers import update
+from tf_impl.stack import as_batch
 
 # --- section: inputs ---
 
 
 def as_inputs(spec: Spec, x: np.ndarray) -> np.ndarray:
-    """Images (N, 28, 28) in the spec's dtype from (N, 28, 28) or (N, 784)."""
+    """Images (N, 28, 28) in the spec's dtype from (N, 28, 28) or (N, 784); for any other stack
+    (N, *input_shape), NHWC images."""
+    if spec.network.chapter_mlp is None:
+        return as_batch(spec, x)
     return np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
 
 
@@ -29,7 +33,7 @@ def loss_and_gradients(model: keras.Model, spec: Spec, x: np.ndarray, y: np.ndar
                        ) -> tuple[float, dict[str, np.ndarray]]:
     """Loss and canonical gradients on one batch in training mode; the weights,
     batch-norm moving statistics included, are left unchanged."""
-    moving = {k: v for k, v in get_weights(model).items() if k in canonical.BN_MOVING}
+    moving = {k: v for k, v in get_weights(model).items() if canonical.is_moving(k)}
     with tf.device(device_name(model.device)), tf.GradientTape() as tape:
         z = model(as_inputs(spec, x), training=True)
         loss = SpecLoss(spec)(one_hot(spec, y), z)

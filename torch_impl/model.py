@@ -13,6 +13,7 @@ from common import canonical
 from common.config import validate
 from common.spec import TRUNCATION_STDDEV, Initializer, Spec
 from torch_impl.optimizers import make_optimizer
+from torch_impl.stack import from_canonical, stack_layers, to_canonical
 
 # --- section: device ---
 
@@ -32,7 +33,10 @@ def device_name(device: str) -> str:
 def make_initializer(init: Initializer, seed: int):
     """The spec's initializer as a function of a tensor (filled in place), every parameter passed."""
     gen = torch.Generator().manual_seed(seed)
-    fans = lambda w: (w.shape[-1], w.shape[0])  # noqa: E731  PT: nn.Linear weight is (out, in)
+
+    def fans(w):  # PT: nn.Linear's weight is (out, in), nn.Conv2d's (out, in, kh, kw): the kernel area counts
+        area = math.prod(w.shape[2:])
+        return (w.shape[1] * area, w.shape[0] * area) if w.dim() > 1 else (w.shape[0], w.shape[0])
 
     def normal(w, std):
         if not init.truncated:  # PT: kaiming_normal_/xavier_normal_ do not truncate
@@ -63,12 +67,32 @@ class BiasedBatchNorm1d(nn.BatchNorm1d):
     PT: PyTorch feeds the unbiased (divide by n - 1) variance; this feeds the biased one."""
 
     def forward(self, inputs):
-        if not self.training:
-            return super().forward(inputs)
-        with torch.no_grad():
-            self.running_mean.lerp_(inputs.mean(dim=0), self.momentum)
-            self.running_var.lerp_(inputs.var(dim=0, unbiased=False), self.momentum)
-        return F.batch_norm(inputs, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return _biased_forward(self, inputs, super().forward)
+
+
+class BiasedBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d (NCHW images, each channel over N, H, W) with BiasedBatchNorm1d's running variance."""
+
+    def forward(self, inputs):
+        return _biased_forward(self, inputs, super().forward)
+
+
+def _biased_forward(bn, inputs, inference):
+    if not bn.training:
+        return inference(inputs)
+    dims = 0 if inputs.dim() == 2 else [0, *range(2, inputs.dim())]
+    with torch.no_grad():
+        bn.running_mean.lerp_(inputs.mean(dim=dims), bn.momentum)
+        bn.running_var.lerp_(inputs.var(dim=dims, unbiased=False), bn.momentum)
+    return F.batch_norm(inputs, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+
+
+def bn_class(layer, features: int, ndim: int) -> nn.Module:
+    """PyTorch's batch norm of a spec batch_norm layer over `features` channels of ndim-D inputs."""
+    own, biased = (nn.BatchNorm1d, BiasedBatchNorm1d) if ndim == 1 else (nn.BatchNorm2d, BiasedBatchNorm2d)
+    # PT: PyTorch's momentum is the weight of the new batch statistic: 1 - the spec's
+    return (own if layer.running_variance == "unbiased" else biased)(features, eps=layer.epsilon,
+                                                                      momentum=1.0 - layer.momentum)
 
 
 def activation_layer(spec: Spec) -> nn.Module:
@@ -98,7 +122,13 @@ def build_model(spec: Spec, seed: int | None = None, device: str = "cpu") -> nn.
     """
     validate(spec)
     seed = spec.training.seed if seed is None else seed
-    net, dtype = spec.network, getattr(torch, spec.training.dtype)
+    net = spec.network
+    if net.chapter_mlp is None:
+        built: list[nn.Module] = []  # the masks' step: the optimizer steps the training loop counted
+        model = nn.Sequential(OrderedDict(stack_layers(spec, seed, make_initializer, lambda: built[0].steps_taken,
+                                                       bn_class)))
+        built.append(model)
+        return _placed(model, spec, device)
 
     def dense(n_in, units, k, b, s):
         layer = nn.Linear(n_in, units)
@@ -117,7 +147,13 @@ def build_model(spec: Spec, seed: int | None = None, device: str = "cpu") -> nn.
     model = nn.Sequential(OrderedDict([("flatten", nn.Flatten()), *hidden,
                                 ("output", dense(net.hidden_units, net.output_units, net.output_kernel_init,
                                                  net.output_bias_init, seed + 2))]))
-    model.to(device=device_name(device), dtype=dtype)
+    return _placed(model, spec, device)
+
+
+def _placed(model: nn.Sequential, spec: Spec, device: str) -> nn.Sequential:
+    """The model on its device in the spec's dtype, with its optimizer, spec and step count."""
+    model.to(device=device_name(device), dtype=getattr(torch, spec.training.dtype))
+    model.spec, model.steps_taken = spec, 0
     trainable = canonical.trainable_names(spec)
     model.optimizer = make_optimizer(spec, {n: v for n, v in _variables(model).items() if n in trainable})
     model.device = device
@@ -128,20 +164,21 @@ def build_model(spec: Spec, seed: int | None = None, device: str = "cpu") -> nn.
 
 
 def _variables(model: nn.Sequential) -> dict[str, torch.Tensor]:
-    """Canonical name -> tensor. PT: Linear weights are (out, in); transposed at the boundary."""
+    """Canonical name -> tensor, in PyTorch's layout (torch_impl.stack.to_canonical maps it)."""
     names = {"weight": "kernel", "bias": "bias", "running_mean": "moving_mean", "running_var": "moving_variance"}
     bn = {"weight": "gamma", "bias": "beta"}
     out = {}
     for layer, module in model.named_children():
+        norm = isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d))
         for name, v in [*module.named_parameters(), *module.named_buffers()]:
             if name != "num_batches_tracked":
-                out[f"{layer}/{(bn if layer == 'bn' else {}).get(name, names[name])}"] = v
+                out[f"{layer}/{(bn if norm else {}).get(name, names[name])}"] = v
     return out
 
 
 def get_weights(model: nn.Sequential) -> dict[str, np.ndarray]:
-    """The model's weights in the canonical layout (numpy, kernels (in, out))."""
-    return {name: (v.detach().T if name.endswith("kernel") else v.detach()).cpu().numpy().copy()
+    """The model's weights in the canonical layout (numpy, Keras's layouts)."""
+    return {name: to_canonical(model.spec, name, v.detach()).cpu().numpy().copy()
             for name, v in _variables(model).items()}
 
 
@@ -152,9 +189,8 @@ def set_weights(model: nn.Sequential, weights: dict[str, np.ndarray]) -> None:
     """Load canonical weights (exactly: same bits in the model's dtype); nothing changes
     unless every name and shape fits."""
     variables = _variables(model)
-    canonical.check_shapes(weights, {name: tuple(v.T.shape) if name.endswith("kernel") else tuple(v.shape)
+    canonical.check_shapes(weights, {name: tuple(to_canonical(model.spec, name, v).shape)
                                      for name, v in variables.items()})
     with torch.no_grad():
-        for name, v in variables.items():  # PT: canonical kernels are (in, out), nn.Linear's (out, in)
-            value = np.asarray(weights[name])
-            v.copy_(torch.as_tensor(value.T if name.endswith("kernel") else value, dtype=v.dtype))
+        for name, v in variables.items():  # PT: each tensor mapped from Keras's layout (torch_impl.stack)
+            v.copy_(torch.as_tensor(from_canonical(model.spec, name, np.asarray(weights[name])), dtype=v.dtype))

@@ -15,6 +15,7 @@ import torch
 from common import canonical
 from common.config import optimizer_form
 from common.spec import Adagrad, Adam, RMSprop, Spec
+from torch_impl.stack import from_canonical, to_canonical
 
 # --- section: update_rules ---
 
@@ -208,8 +209,8 @@ def _load(optimizer: torch.optim.Optimizer, entries: dict[str, torch.Tensor]) ->
 
 def get_optimizer_state(model: torch.nn.Module, spec: Spec) -> dict[str, np.ndarray]:
     """The optimizer's state in the canonical layout (`<slot>/<weight>`, `step`)."""
-    def numpy(name, v):
-        v = (v.T if name.endswith("kernel") else v).detach().cpu()
+    def numpy(name, v):  # PT: each slot in its parameter's layout, mapped as the parameter (torch_impl.stack)
+        v = (v if name == "step" else to_canonical(spec, name.split("/", 1)[1], v)).detach().cpu()
         return np.asarray(v.numpy(), dtype=spec.training.dtype if name == "step" else None).copy()
     return {name: numpy(name, v) for name, v in _entries(model.optimizer, spec).items()}
 
@@ -219,7 +220,8 @@ def set_optimizer_state(model: torch.nn.Module, spec: Spec, state: dict[str, np.
     fits. Exact, except torch.optim.SGD's momentum buffer: velocity / -lr (one rounding)."""
     canonical.check_shapes(state, canonical.state_shapes(spec), "optimizer state")
     opt = model.optimizer
-    values = {name: torch.as_tensor(np.asarray(v).T if name.endswith("kernel") else np.asarray(v))
+    values = {name: torch.as_tensor(np.asarray(v) if name == "step" else
+                                    from_canonical(spec, name.split("/", 1)[1], np.asarray(v)))
               for name, v in state.items()}
     if not isinstance(opt, SpecOptimizer):
         _load(opt, values)

@@ -12,13 +12,15 @@ from common.epochs import fit_epochs
 from common.spec import Spec
 from torch_impl.losses import SpecLoss, one_hot
 from torch_impl.model import device_name, get_weights, set_weights
+from torch_impl.stack import as_batch, to_canonical
 
 # --- section: inputs ---
 
 
 def as_inputs(spec: Spec, x: np.ndarray, device: str = "cpu") -> torch.Tensor:
-    """Images (N, 28, 28) in the spec's dtype from (N, 28, 28) or (N, 784)."""
-    x = np.asarray(x, dtype=spec.training.dtype).reshape(-1, 28, 28)
+    """Images (N, 28, 28) in the spec's dtype from (N, 28, 28) or (N, 784); for any other stack
+    (N, *input_shape) with images NCHW, from NHWC."""
+    x = as_batch(spec, x) if spec.network.chapter_mlp is None else np.asarray(x, spec.training.dtype).reshape(-1, 28, 28)
     return torch.as_tensor(x, device=device_name(device))
 
 
@@ -29,7 +31,7 @@ def loss_and_gradients(model: torch.nn.Module, spec: Spec, x: np.ndarray, y: np.
                        ) -> tuple[float, dict[str, np.ndarray]]:
     """Loss and canonical gradients on one batch in training mode; the weights,
     batch-norm moving statistics included, are left unchanged."""
-    moving = {k: v for k, v in get_weights(model).items() if k in canonical.BN_MOVING}
+    moving = {k: v for k, v in get_weights(model).items() if canonical.is_moving(k)}
     model.train()
     model.zero_grad()
     loss = SpecLoss(spec)(one_hot(spec, y).to(model.device), model(as_inputs(spec, x, model.device)))
@@ -37,7 +39,7 @@ def loss_and_gradients(model: torch.nn.Module, spec: Spec, x: np.ndarray, y: np.
     if moving:
         set_weights(model, {**get_weights(model), **moving})
     names = canonical.trainable_names(spec)  # PT: parameters() are in layer order
-    grads = [p.grad.T if n.endswith("kernel") else p.grad for n, p in zip(names, model.parameters())]
+    grads = [to_canonical(spec, n, p.grad) for n, p in zip(names, model.parameters())]
     return loss.item(), {n: g.detach().cpu().numpy().copy() for n, g in zip(names, grads)}
 
 
@@ -53,6 +55,7 @@ def train_batch(model: torch.nn.Module, spec: Spec, xb: torch.Tensor, tb: torch.
     loss = SpecLoss(spec)(tb, z)
     loss.backward()
     model.optimizer.step()
+    model.steps_taken += 1  # PT: the shared dropout masks' step (TF reads its optimizer's iterations)
     return loss, z.detach()
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from common.canonical import check_weights, trainable_names
 from common.reference import activations as A
 from common.reference import batchnorm as BN
+from common.reference import network as stack_net
 from common.reference.losses import loss_gradient, loss_value
 from common.spec import Spec
 
@@ -31,14 +32,18 @@ def as_float64(weights: dict[str, np.ndarray], spec: Spec) -> dict[str, np.ndarr
     return {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
 
 
-def forward(weights: dict[str, np.ndarray], spec: Spec, x: np.ndarray, training: bool) -> dict:
-    """All intermediate values of one forward pass.
+def forward(weights: dict[str, np.ndarray], spec: Spec, x: np.ndarray, training: bool,
+            masks: dict | None = None) -> dict:
+    """All intermediate values of one forward pass (any other stack than the chapter MLP:
+    common.reference.network's, with each dropout layer's mask in training).
 
     Keys: x, z1, a (= act of its input), h, z2, p; with batch norm on also
     bn_in (what BN normalizes) and, in training mode, bn_mean, bn_var (biased),
     bn_inv_std, bn_xhat.
     """
     w, net = as_float64(weights, spec), spec.network
+    if net.chapter_mlp is None:
+        return stack_net.forward(w, spec, x, training, masks)
     mode, eps = net.batch_norm.mode, net.batch_norm.epsilon
     c: dict = {"x": as_inputs(x)}
     c["z1"] = c["x"] @ w["hidden/kernel"] + w["hidden/bias"]
@@ -96,8 +101,10 @@ def backward(weights: dict[str, np.ndarray], spec: Spec, cache: dict,
 
 
 def loss_gradients_and_cache(weights: dict[str, np.ndarray], spec: Spec, x: np.ndarray,
-                             y: np.ndarray) -> tuple[float, dict[str, np.ndarray], dict]:
+                             y: np.ndarray, masks: dict | None = None) -> tuple[float, dict[str, np.ndarray], dict]:
     """Training-mode loss, gradients of the trainable weights and the forward cache."""
+    if spec.network.chapter_mlp is None:
+        return stack_net.loss_gradients_and_cache(as_float64(weights, spec), spec, x, y, masks)
     cache = forward(weights, spec, x, training=True)
     y = np.asarray(y)
     loss = loss_value(spec, cache["z2"], cache["p"], y)
@@ -106,7 +113,7 @@ def loss_gradients_and_cache(weights: dict[str, np.ndarray], spec: Spec, x: np.n
 
 
 def loss_and_gradients(weights: dict[str, np.ndarray], spec: Spec, x: np.ndarray,
-                       y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+                       y: np.ndarray, masks: dict | None = None) -> tuple[float, dict[str, np.ndarray]]:
     """Training-mode batch-mean loss and its gradients (common.canonical.trainable_names)."""
-    loss, grads, _ = loss_gradients_and_cache(weights, spec, x, y)
+    loss, grads, _ = loss_gradients_and_cache(weights, spec, x, y, masks)
     return loss, grads

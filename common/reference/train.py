@@ -21,7 +21,7 @@ def train_step(spec: Spec, weights: dict[str, np.ndarray], state: dict[str, np.n
     Returns (loss before the update, new weights, new state); inputs untouched.
     """
     if spec.network.chapter_mlp is None:  # any other stack: layer by layer
-        loss, grads, cache = stack_net.loss_gradients_and_cache(weights, spec, x, y, masks)
+        loss, grads, cache = loss_gradients_and_cache(weights, spec, x, y, masks)
         new_w, new_state = apply_gradients(spec, weights, grads, state)
         return loss, {**new_w, **stack_net.moving_stats(weights, spec, cache)}, new_state
     loss, grads, cache = loss_gradients_and_cache(weights, spec, x, y)
@@ -39,9 +39,7 @@ def train_step(spec: Spec, weights: dict[str, np.ndarray], state: dict[str, np.n
 def evaluate(weights: dict[str, np.ndarray], spec: Spec, x: np.ndarray,
              y: np.ndarray) -> tuple[float, float]:
     """(mean loss, accuracy) in inference mode; accuracy = mean(argmax p == y)."""
-    w64 = {k: np.asarray(v, np.float64) for k, v in weights.items()}
-    cache = (forward(weights, spec, x, training=False) if spec.network.chapter_mlp else
-             stack_net.forward(w64, spec, x, training=False))
+    cache = forward(weights, spec, x, training=False)
     y = np.asarray(y).astype(np.int64).reshape(-1)
     loss = loss_value(spec, cache["z2"], cache["p"], y)
     accuracy = float(np.mean(np.argmax(cache["p"], axis=-1) == y))

@@ -9,6 +9,7 @@ import pytest
 
 import frameworks
 from common import reference as ref
+from common.masks import step_masks
 from common.spec import Spec
 from parity_tests.harness.checks import assert_equal, check_reported_losses, three_way
 
@@ -38,11 +39,14 @@ def logits(fw: str, model, spec: Spec, x: np.ndarray) -> np.ndarray:
     return frameworks.get(fw).logits(model, spec, x)
 
 
+BUILD_SEED = 1  # the models' own seed: their initializers' (overwritten) and the shared dropout masks'
+
+
 def build_pair(spec: Spec, weights: dict[str, np.ndarray], device: str = "cpu") -> dict:
     """Every framework's model on `device` with the same canonical weights loaded; checks the load is exact."""
     models = {}
     for fw in frameworks_on(device):
-        m = impl(fw).build_model(spec, seed=1, device=device)
+        m = impl(fw).build_model(spec, seed=BUILD_SEED, device=device)
         impl(fw).set_weights(m, weights)
         assert_equal(impl(fw).get_weights(m), weights, f"{fw} get_weights after set_weights")
         models[fw] = m
@@ -66,7 +70,7 @@ def check_forward_and_gradients(spec: Spec, seed: int, x: np.ndarray, y: np.ndar
     # the same predictions: equal counts (Keras's accuracy tracker holds the fraction in float32)
     assert len({round(v[1] * len(y)) for v in ev.values()}) == 1, f"{what} evaluate accuracy {ev}"
     lg = {fw: impl(fw).loss_and_gradients(models[fw], spec, x, y) for fw in models}
-    lg["ref"] = ref.loss_and_gradients(w, spec, x, y)
+    lg["ref"] = ref.loss_and_gradients(w, spec, x, y, step_masks(spec, BUILD_SEED, 0, len(x)))
     three_way({k: v[0] for k, v in lg.items()}, dtype, "loss", f"{what} training loss")
     three_way({k: v[1] for k, v in lg.items()}, dtype, "gradients", f"{what} gradients")
     for fw in models:  # loss_and_gradients leaves the weights (moving statistics too) alone

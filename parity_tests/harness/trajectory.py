@@ -6,20 +6,21 @@ import numpy as np
 
 import frameworks
 from common import reference as ref
-from common.canonical import BN_MOVING
+from common.canonical import is_moving
 from common.config import replace
 from common.data import epoch_permutation
+from common.masks import step_masks
 from common.spec import Spec
 from common.tolerances import trajectory_quantities
 from parity_tests.harness.checks import check_reported_losses, three_way
 from parity_tests.harness.data import batches
-from parity_tests.harness.models import build_pair, impl
+from parity_tests.harness.models import BUILD_SEED, build_pair, impl
 
 
 def split(weights: dict) -> tuple[dict, dict]:
     """(trainable weights, batch-norm moving statistics)."""
-    return ({k: v for k, v in weights.items() if k not in BN_MOVING},
-            {k: v for k, v in weights.items() if k in BN_MOVING})
+    return ({k: v for k, v in weights.items() if not is_moving(k)},
+            {k: v for k, v in weights.items() if is_moving(k)})
 
 
 GAUGE = "hidden/bias"  # under batch norm before the activation: no effect on the loss
@@ -40,18 +41,19 @@ def run_trajectory(spec: Spec, seed: int, steps: int, what: str, data_seed: int 
     MNIST border), and later batches turn that noise into real divergence, so
     these runs use Gaussian pixels (gaussian_pool); test_trajectories shows the
     effect on MNIST."""
-    dtype, bn = spec.training.dtype, spec.network.batch_norm
-    gauge = bn.mode == "before_activation"
+    dtype, mlp = spec.training.dtype, spec.network.chapter_mlp
+    bn = mlp.batch_norm if mlp else None
+    gauge = bn is not None and bn.mode == "before_activation"
     w = ref.start_weights(spec, seed)
     models = build_pair(spec, w, device)
     rw, rs = {k: v.astype(np.float64) for k, v in w.items()}, ref.init_state(spec, w)
     qw, qs, ql = trajectory_quantities(spec)
     prev = {fw: w for fw in (*models, "ref")}
-    bias_part = {fw: np.zeros(spec.network.hidden_units) for fw in prev}
+    bias_part = {fw: np.zeros(mlp.hidden_units if mlp else 0) for fw in prev}
     for k, (x, y) in enumerate(batches(spec.training.batch_size, steps, data_seed, gaussian=gauge)):
         x = x.astype(dtype)
         losses = {fw: impl(fw).train_step(models[fw], spec, x, y) for fw in models}
-        losses["ref"], rw, rs = ref.train_step(spec, rw, rs, x, y)
+        losses["ref"], rw, rs = ref.train_step(spec, rw, rs, x, y, step_masks(spec, BUILD_SEED, k, len(x)))
         at = f"{what} step {k + 1}"
         check_reported_losses(losses, dtype, f"{at} train_step loss", ql)
         ws = {**{fw: impl(fw).get_weights(models[fw]) for fw in models}, "ref": rw}

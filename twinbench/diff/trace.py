@@ -96,8 +96,8 @@ def run(a: Side, b: Side, steps: int, edit_a: Callable | None = None, edit_b: Ca
         groups = [("loss", {"loss": (la, lb)}, ql if k > 1 else "loss"),
                   ("gradient", {f"grad:{n}": (ga[n], gb[n]) for n in gb}, "gradients" if k == 1 else qw),
                   ("optimizer state", _state_pairs(ra.state(), rb.state()), qs),
-                  ("weight", {n: (wa[n], wb[n]) for n in wb if n not in canonical.BN_MOVING}, qw),
-                  ("moving statistic", {n: (wa[n], wb[n]) for n in wb if n in canonical.BN_MOVING}, qw),
+                  ("weight", {n: (wa[n], wb[n]) for n in wb if not canonical.is_moving(n)}, qw),
+                  ("moving statistic", {n: (wa[n], wb[n]) for n in wb if canonical.is_moving(n)}, qw),
                   ("logits", {"logits": (ra.logits(probe), rb.logits(probe))}, qw)]
         row = {}
         for kind, pairs, quantity in groups:
