@@ -33,6 +33,7 @@ SLOTS = {  # optimizer state slots, per trainable weight
     "adagrad": ("accumulator",),
     "rmsprop": ("v", "a"),
     "adam": ("m", "v"),
+    "adadelta": ("accumulated_grad", "accumulated_delta"),
 }
 
 

@@ -205,8 +205,8 @@ def optimizer_form(spec: S.Spec) -> str:
     o = spec.optimizer
     if o.name == "adam":
         form = "Keras epsilon-hat form" if o.epsilon_convention == "keras" else "the paper's epsilon form"
-    elif o.name == "sgd":
-        return "sgd"
+    elif o.name in ("sgd", "adadelta"):  # one form, both frameworks'
+        return o.name
     elif o.epsilon_placement == "inside_sqrt":
         form = "epsilon inside the root (Keras's form)"
     else:
@@ -234,6 +234,8 @@ def _optimizer_text(o: S.Optimizer) -> str:
     if o.name == "rmsprop":
         return (f"RMSprop {lr} (rho {o.rho:g}{', centered' if o.centered else ''}, epsilon {o.epsilon:g} "
                 f"{o.epsilon_placement.replace('_', ' ')})")
+    if o.name == "adadelta":
+        return f"Adadelta {lr} (rho {o.rho:g}, epsilon {o.epsilon:g})"
     return f"Adam {lr} (betas {o.beta_1:g}/{o.beta_2:g}, epsilon {o.epsilon:g} {o.epsilon_convention} form)"
 
 

@@ -238,8 +238,21 @@ class Adam:
     epsilon_convention: Literal["keras", "paper"] = "keras"
 
 
-Optimizer = Union[SGD, Adagrad, RMSprop, Adam]
-OPTIMIZERS = {cls.name: cls for cls in (SGD, Adagrad, RMSprop, Adam)}  # type: ignore[attr-defined]
+@dataclass(frozen=True)
+class Adadelta:
+    """acc_g = rho acc_g + (1 - rho) g^2;  delta = sqrt(acc_d + eps) / sqrt(acc_g + eps) * g;
+    acc_d = rho acc_d + (1 - rho) delta^2;  w -= lr * delta
+    (Zeiler's rule with a learning rate; Keras and PyTorch both compute this form.) Keras's
+    defaults: lr 0.001, rho 0.95, epsilon 1e-7; PyTorch's: lr 1.0, rho 0.9, epsilon 1e-6."""
+
+    name: Literal["adadelta"] = "adadelta"
+    learning_rate: float = field(default=0.001, metadata={"range": (0.0, None), "open": True})
+    rho: float = field(default=0.95, metadata={"range": (0.0, 1.0)})
+    epsilon: float = field(default=1e-7, metadata={"range": (0.0, None), "open": True})
+
+
+Optimizer = Union[SGD, Adagrad, RMSprop, Adam, Adadelta]
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, Adadelta)}  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

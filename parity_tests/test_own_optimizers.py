@@ -1,7 +1,8 @@
 """Each framework's own optimizer wherever the spec's form is one it ships: the book path
 builds torch.optim's SGD (plain, momentum, nesterov), Adam in the paper's form, Adagrad and
 RMSprop with epsilon outside the root, and Keras's SGD, Adam (epsilon hat), Adagrad and
-RMSprop with epsilon inside; a spec rule runs only for the forms a framework does not ship.
+RMSprop with epsilon inside, and Adadelta in both (one form); a spec rule runs only for the
+forms a framework does not ship.
 Each form, every setting passed off the framework's defaults (parity_tests/design.py), trains
 50 steps against the float64 oracle in float32 and float64, and the run says which ran."""
 from __future__ import annotations
@@ -15,9 +16,11 @@ from parity_tests import harness as H
 # the class each framework's book path must build (None: the spec rule, a class of twinbench's)
 OWN = {
     "torch": {"sgd": "SGD", "sgd-momentum": "SGD", "sgd-nesterov": "SGD", "adam-paper": "Adam",
-              "adagrad-outside": "Adagrad", "rmsprop-outside": "RMSprop", "rmsprop-centered-outside": "RMSprop"},
+              "adagrad-outside": "Adagrad", "rmsprop-outside": "RMSprop", "rmsprop-centered-outside": "RMSprop",
+              "adadelta": "Adadelta"},
     "tf": {"sgd": "SGD", "sgd-momentum": "SGD", "sgd-nesterov": "SGD", "adam-keras": "Adam",
-           "adagrad-inside": "Adagrad", "rmsprop-inside": "RMSprop", "rmsprop-centered-inside": "RMSprop"},
+           "adagrad-inside": "Adagrad", "rmsprop-inside": "RMSprop", "rmsprop-centered-inside": "RMSprop",
+           "adadelta": "Adadelta"},
 }
 PACKAGE = {"torch": "torch.optim", "tf": "keras.optimizers"}
 BASE = H.replace(load_spec("conf4"), **{"training.batch_size": 16, "network.hidden_units": 16})
@@ -36,9 +39,9 @@ def own_class(fw: str, name: str):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", list(D.OPTIMIZERS))
+@pytest.mark.parametrize("name", list(D.FORMS))
 def test_book_runs_the_frameworks_own_optimizer(name: str, dtype: str):
-    spec = H.replace(BASE, **{"optimizer": D.OPTIMIZERS[name], "training.dtype": dtype})
+    spec = H.replace(BASE, **{"optimizer": D.FORMS[name], "training.dtype": dtype})
     cid = f"own-optimizer-{name}-{dtype}"
     H.register_config(cid)
     for fw in H.FRAMEWORKS:

@@ -80,6 +80,8 @@ def own_class(spec: Spec) -> type[keras.optimizers.Optimizer] | None:
         return k.SGD
     if o.name == "adam":
         return k.Adam if o.epsilon_convention == "keras" else None
+    if o.name == "adadelta":
+        return k.Adadelta
     inside = o.epsilon_placement == "inside_sqrt"
     return (k.Adagrad if o.name == "adagrad" else k.RMSprop) if inside else None
 
@@ -102,6 +104,8 @@ def make_optimizer(spec: Spec) -> keras.optimizers.Optimizer:
         return cls(learning_rate=lr, initial_accumulator_value=c(o.initial_accumulator), epsilon=c(o.epsilon))
     if o.name == "rmsprop":
         return cls(learning_rate=lr, rho=c(o.rho), momentum=0.0, epsilon=c(o.epsilon), centered=o.centered)
+    if o.name == "adadelta":  # TF: Adadelta multiplies its variables by rho as given: a numpy scalar fails in graphs
+        return cls(learning_rate=lr, rho=float(o.rho), epsilon=float(o.epsilon))
     return cls(learning_rate=lr, beta_1=c(o.beta_1), beta_2=c(o.beta_2), epsilon=c(o.epsilon), amsgrad=False)
 
 
@@ -121,7 +125,9 @@ def _entries(model: keras.Model, spec: Spec) -> dict[str, keras.Variable]:
     opt, names = model.optimizer, canonical.trainable_names(spec)
     slots = {"velocity": getattr(opt, "momentums", None), "accumulator": getattr(opt, "_accumulators", None),
              "m": getattr(opt, "_momentums", None),
-             "v": getattr(opt, "_velocities", None), "a": getattr(opt, "_average_gradients", None)}
+             "v": getattr(opt, "_velocities", None), "a": getattr(opt, "_average_gradients", None),
+             "accumulated_grad": getattr(opt, "_accumulated_grads", None),
+             "accumulated_delta": getattr(opt, "_accumulated_delta_vars", None)}
     out = {}
     for entry in canonical.state_names(spec):
         if entry == "step":  # TF: Keras counts steps in an int64 variable

@@ -113,6 +113,8 @@ def own_class(spec: Spec) -> type[torch.optim.Optimizer] | None:
         return torch.optim.SGD
     if o.name == "adam":
         return torch.optim.Adam if o.epsilon_convention == "paper" else None
+    if o.name == "adadelta":
+        return torch.optim.Adadelta
     outside = o.epsilon_placement == "outside_sqrt"
     return (torch.optim.Adagrad if o.name == "adagrad" else torch.optim.RMSprop) if outside else None
 
@@ -126,6 +128,8 @@ def _settings(spec: Spec) -> dict:
     if o.name == "adam":
         return {"lr": o.learning_rate, "betas": (o.beta_1, o.beta_2), "eps": o.epsilon, "weight_decay": 0.0,
                 "amsgrad": False}
+    if o.name == "adadelta":
+        return {"lr": o.learning_rate, "rho": o.rho, "eps": o.epsilon, "weight_decay": 0.0}
     if o.name == "adagrad":
         return {"lr": o.learning_rate, "lr_decay": 0.0, "weight_decay": 0.0, "eps": o.epsilon,
                 "initial_accumulator_value": o.initial_accumulator}
@@ -155,7 +159,8 @@ def describe_optimizer(spec: Spec) -> str:
 
 # PT: torch.optim's state keys (its state_dict's) for each canonical slot
 _TORCH_KEYS = {"sgd": {"velocity": "momentum_buffer"}, "adagrad": {"accumulator": "sum"},
-               "rmsprop": {"v": "square_avg", "a": "grad_avg"}, "adam": {"m": "exp_avg", "v": "exp_avg_sq"}}
+               "rmsprop": {"v": "square_avg", "a": "grad_avg"}, "adam": {"m": "exp_avg", "v": "exp_avg_sq"},
+               "adadelta": {"accumulated_grad": "square_avg", "accumulated_delta": "acc_delta"}}
 
 
 def _state_keys(spec: Spec) -> list[tuple[str, str]]:

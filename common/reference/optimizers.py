@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from common.canonical import state_names, trainable_names
-from common.spec import SGD, Adagrad, Adam, RMSprop, Spec
+from common.spec import SGD, Adadelta, Adagrad, Adam, RMSprop, Spec
 
 Slots = dict[str, np.ndarray]
 
@@ -71,7 +71,15 @@ def _adam(opt: Adam, w: np.ndarray, g: np.ndarray, s: Slots, t: float) -> tuple[
     return new, {"m": m, "v": v}
 
 
-_UPDATES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam}
+def _adadelta(opt: Adadelta, w: np.ndarray, g: np.ndarray, s: Slots, t: float) -> tuple[np.ndarray, Slots]:
+    rho, eps = opt.rho, opt.epsilon
+    acc_g = rho * s["accumulated_grad"] + (1.0 - rho) * g * g
+    delta = np.sqrt(s["accumulated_delta"] + eps) / np.sqrt(acc_g + eps) * g
+    acc_d = rho * s["accumulated_delta"] + (1.0 - rho) * delta * delta
+    return w - opt.learning_rate * delta, {"accumulated_grad": acc_g, "accumulated_delta": acc_d}
+
+
+_UPDATES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam, "adadelta": _adadelta}
 
 
 def apply_gradients(spec: Spec, weights: dict[str, np.ndarray], grads: dict[str, np.ndarray],

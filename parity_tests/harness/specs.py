@@ -22,7 +22,7 @@ def spec_id(spec: Spec) -> str:
     opt = o.name + {"sgd": lambda: ("-nesterov" if o.nesterov else "-mom" if o.momentum else ""),
                     "adagrad": lambda: "-" + o.epsilon_placement.split("_")[0],
                     "rmsprop": lambda: ("-centered" if o.centered else "") + "-" + o.epsilon_placement.split("_")[0],
-                    "adam": lambda: "-" + o.epsilon_convention}[o.name]()
+                    "adam": lambda: "-" + o.epsilon_convention, "adadelta": lambda: ""}[o.name]()
     loss = L.name if L.name == "mse" else {"binary_crossentropy": "bce", "categorical_crossentropy": "cce"}[L.name] + "-" + L.formula
     init = n.hidden_kernel_init.name + ("" if n.hidden_kernel_init.truncated or "normal" not in n.hidden_kernel_init.name else "-untrunc")
     init += "+cbias" if n.hidden_bias_init.name == "constant" else ""

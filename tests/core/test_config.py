@@ -50,7 +50,7 @@ def test_own_file_with_base(tmp_path):
     ('[training]\nshuffle = 1\n', "training.shuffle: expected true or false"),
     ('[network.batch_norm]\nmomentum = 1.5\n', "network.batch_norm.momentum: 1.5 out of range; allowed: >= 0.0 and <= 1.0"),
     ('[optimizer]\nname = "adam"\nlearning_rate = 0\n', "optimizer.learning_rate: 0 out of range; allowed: > 0.0"),
-    ('[optimizer]\nname = "adamw"\n', "optimizer.name: expected one of ['adagrad', 'adam', 'rmsprop', 'sgd'], got 'adamw'"),
+    ('[optimizer]\nname = "adamw"\n', "optimizer.name: expected one of ['adadelta', 'adagrad', 'adam', 'rmsprop', 'sgd'], got 'adamw'"),
     ('[optimizer]\nname = "sgd"\nbeta_1 = 0.9\n', "optimizer.beta_1: unknown key"),
     ('[network]\nhidden_activation = "gelu"\n', "network.hidden_activation: expected one of 'tanh', 'sigmoid', 'relu', 'leaky_relu', got 'gelu'"),
     ('[network]\nhidden_kernel_init = {name = "he_normal", low = -1.0}\n',
