@@ -17,6 +17,7 @@ from bench import measure, verify
 from bench.threads import apply_policy, policy, threads_in_force
 from bench.matrix import PRESETS, Row, Settings
 from bench.results import already_measured, load_rows, summarize, write_row
+from common.data import preprocessing
 from common.environment import load_average
 from common.config import load_spec
 from common.history import DIVERGED, Diverged
@@ -94,7 +95,7 @@ def run(settings: Settings, say: Callable[[str], None] = print) -> int:
 
 def datasets_for(data: dict, spec) -> tuple:
     """(x_train, y_train, x_test, y_test) for `spec`, loaded once per kind of data into `data`."""
-    key = (spec.training.standardize, spec.training.dtype)
+    key = (*preprocessing(spec).values(), spec.training.dtype)
     if key not in data:
         from common.data import datasets
         data[key] = datasets(spec)

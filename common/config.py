@@ -115,6 +115,10 @@ def _check_combinations(spec: S.Spec) -> None:
         if need and out != need:
             raise SpecError(f"loss.formula: 'logits' for {loss.name} needs network.output_activation"
                             f" = '{need}', got '{out}'; use loss.formula = 'clipped'")
+    t = spec.training
+    if t.standardize and (t.input_mean, t.input_std) != (0.0, 1.0):
+        raise SpecError("training.input_mean: a given mean and std apply only with training.standardize = false"
+                        " (standardize computes them from the training images)")
     if any(w.layer.type == "batch_norm" for w in walked) and spec.training.batch_size < 2:
         raise SpecError("training.batch_size: batch normalization in training needs at least 2"
                         f" examples per batch, got {spec.training.batch_size}"
@@ -126,7 +130,7 @@ def step_key(spec: S.Spec) -> S.Spec:
     neutral (labels, seed and shuffling, epochs, standardization, evaluation split): two
     specs with the same key can share a compiled step or loop."""
     t = dataclasses.replace(spec.training, seed=0, shuffle=True, epochs=1, standardize=True, evaluation="test",
-                            validation_split=0.1, k_folds=0)
+                            validation_split=0.1, k_folds=0, input_divisor=1.0, input_mean=0.0, input_std=1.0)
     return dataclasses.replace(spec, name="", description="", training=t)
 
 

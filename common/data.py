@@ -283,13 +283,15 @@ _RAW: dict[str, tuple[dict[str, np.ndarray], float, float]] = {}  # path -> (arr
 
 
 def load_mnist(standardize: bool = True, dtype: str = "float32", path: str | Path | None = None,
-               verbose: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               verbose: bool = False, divisor: float = 1.0, mean: float = 0.0,
+               std: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test): images (N, 28, 28) in `dtype`, labels int64.
 
-    standardize: (x - mean) / std with the scalar mean and population std
-    (ddof=0) of the training images, computed in float64 and applied to
-    train and test alike. Otherwise raw 0..255 values. The verified raw
-    arrays are kept in-process, so later calls skip fetching and hashing.
+    The raw 0..255 values divided by `divisor`; then standardize: (x - m) / s with
+    the scalar mean and population std (ddof=0) of the training images so divided,
+    computed in float64 and applied to train and test alike; otherwise (x - mean) /
+    std as given. The verified raw arrays are kept in-process, so later calls skip
+    fetching and hashing.
     """
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
@@ -298,17 +300,26 @@ def load_mnist(standardize: bool = True, dtype: str = "float32", path: str | Pat
         arrays, _ = fetch_mnist(path, verbose=verbose)
         x = arrays["x_train"]
         _RAW[key] = arrays, float(x.mean(dtype=np.float64)), float(x.std(dtype=np.float64))
-    raw, mean, std = _RAW[key]
+    raw, raw_mean, raw_std = _RAW[key]
 
     def images(a: np.ndarray) -> np.ndarray:
         x = a.astype(np.float64)
-        if standardize:
-            x -= mean
-            x /= std
+        if divisor != 1.0:
+            x /= divisor
+        m, s = (raw_mean / divisor, raw_std / divisor) if standardize else (mean, std)
+        if standardize or (mean, std) != (0.0, 1.0):
+            x -= m
+            x /= s
         return x.astype(dtype, copy=False)
 
     return (images(raw["x_train"]), raw["y_train"].astype(np.int64),
             images(raw["x_test"]), raw["y_test"].astype(np.int64))
+
+
+def preprocessing(spec: Spec) -> dict:
+    """load_mnist's arguments for the spec's inputs (all but the dtype)."""
+    t = spec.training
+    return {"standardize": t.standardize, "divisor": t.input_divisor, "mean": t.input_mean, "std": t.input_std}
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -327,7 +338,7 @@ def datasets(spec: Spec, fold: int | None = None) -> tuple[np.ndarray, ...]:
     is held out (Keras's convention). With `fold`, the k-fold split number `fold`.
     """
     t = spec.training
-    x, y, x_test, y_test = load_mnist(standardize=t.standardize, dtype=t.dtype)
+    x, y, x_test, y_test = load_mnist(dtype=t.dtype, **preprocessing(spec))
     if fold is not None:
         held = np.array_split(np.arange(len(x)), t.k_folds)[fold]
         keep = np.setdiff1d(np.arange(len(x)), held)

@@ -261,8 +261,11 @@ class Training:
 
     shuffle: a fresh permutation each epoch, drawn from (seed, epoch) by
       common.data.epoch_permutation, the same in both frameworks.
-    standardize: x = (x - mean) / std with the training set's scalar mean
-      and standard deviation (as in the chapter).
+    input_divisor: the raw 0..255 pixels are divided by this first (255 in
+      both frameworks' convnet examples: Keras's x / 255, torchvision's ToTensor).
+    standardize: then x = (x - mean) / std with the training set's scalar mean
+      and standard deviation (as in the chapter); else x = (x - input_mean) /
+      input_std, given (PyTorch's example: Normalize((0.1307,), (0.3081,))).
     evaluation: test (the 10,000 test images) | validation_split (the last
       `validation_split` fraction of the training set, as Keras does).
     k_folds: 0 for none, else k-fold cross-validation over the training set.
@@ -272,7 +275,10 @@ class Training:
     epochs: int = field(default=20, metadata={"range": (1, 10000)})
     shuffle: bool = True
     seed: int = field(default=7, metadata={"range": (0, 2**32 - 1)})
+    input_divisor: float = field(default=1.0, metadata={"range": (0.0, None), "open": True})
     standardize: bool = True
+    input_mean: float = 0.0
+    input_std: float = field(default=1.0, metadata={"range": (0.0, None), "open": True})
     dtype: DType = "float32"
     evaluation: Literal["test", "validation_split"] = "test"
     validation_split: float = field(default=0.1, metadata={"range": (0.0, 1.0), "open": True})

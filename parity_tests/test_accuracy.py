@@ -44,12 +44,12 @@ test_tost_helper = pytest.mark.slow(test_tost_helper)
 
 @pytest.mark.slow
 def test_conf5_accuracy_parity():
-    from common.data import load_mnist
+    from common.data import load_mnist, preprocessing
     accuracy, variants, seconds = {}, {}, {}
     for fw in H.FRAMEWORKS:
         module, variants[fw] = frameworks.get(fw).variant("fast"), "fast"
         base = load_spec("conf5")
-        data = load_mnist(standardize=base.training.standardize, dtype=base.training.dtype)
+        data = load_mnist(dtype=base.training.dtype, **preprocessing(base))
         accuracy[fw], seconds[fw] = [], []
         for seed in SEEDS:
             spec = H.replace(base, **{"training.seed": seed, "training.epochs": EPOCHS})

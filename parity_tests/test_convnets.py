@@ -66,3 +66,11 @@ def test_the_stacks_hold_the_traps():
     spec = convnet_spec("keras-like", "float64")
     m0, m1 = step_masks(spec, 1, 0, 16), step_masks(spec, 1, 1, 16)
     assert m0["dropout"].shape == (16, 150) and not np.array_equal(m0["dropout"], m1["dropout"])
+
+
+@pytest.mark.parametrize("device", H.devices())
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_keras_convnet_preset_trajectory(dtype, device):
+    """The keras_convnet preset at full size: 3 Adam steps on batches of 128, new masks each step."""
+    spec = H.replace(load_spec("keras_convnet"), **{"training.dtype": dtype})
+    H.run_trajectory(spec, seed=7, steps=3, what=f"keras_convnet {dtype} on {device}", device=device)

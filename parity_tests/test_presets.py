@@ -1,4 +1,4 @@
-"""Forward pass, loss and gradients of every preset (conf1..conf5) in float32 and
+"""Forward pass, loss and gradients of every preset (conf1..conf5, keras_convnet) in float32 and
 float64: TensorFlow, PyTorch and the float64 NumPy oracle on the same
 canonical weights (ref.init_weights) and the same MNIST batches."""
 from __future__ import annotations
@@ -9,11 +9,11 @@ import pytest
 from common.config import load_spec, preset_names
 from parity_tests import harness as H
 
-PRESETS = ("conf1", "conf2", "conf3", "conf4", "conf5")
+PRESETS = ("conf1", "conf2", "conf3", "conf4", "conf5", "keras_convnet")
 DTYPES = ("float32", "float64")
 
 
-def test_presets_are_the_five_of_chapter_5():
+def test_presets_are_chapter_5s_five_and_the_convnets():
     assert tuple(preset_names()) == PRESETS
 
 

@@ -47,7 +47,8 @@ WELL_CONDITIONED = {  # dotted field -> (low, high): inside the validated range,
 }
 # not drawn: fixed by validation (10 outputs), or not part of a step (common/fields.py UNPROBED); the
 # data stay standardized: raw 0..255 pixels with these rates saturate the network in one step
-FIXED = {"output_units": 10, "epochs": 1, "k_folds": 0, "standardize": True}
+FIXED = {"output_units": 10, "epochs": 1, "k_folds": 0, "standardize": True, "input_divisor": 1.0, "input_mean": 0.0,
+         "input_std": 1.0}
 
 
 def _strategy(cls, prefix: str = ""):

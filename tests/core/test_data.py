@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from common import data as D
+from common.config import SpecError, load_spec, replace, validate
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -101,6 +102,20 @@ def test_standardized_with_training_statistics():
     x32 = D.load_mnist(dtype="float32")[0]
     assert x32.dtype == np.float32
     np.testing.assert_allclose(x32, x_train, rtol=1e-6, atol=1e-6)
+
+
+def test_divided_and_normalized_as_the_convnet_examples():
+    """Keras's x / 255 (keras_convnet) and PyTorch's ToTensor + Normalize((0.1307,), (0.3081,)); a
+    given mean and std with standardize on is refused."""
+    raw = D.load_mnist(standardize=False, dtype="float64")[0]
+    keras = D.load_mnist(**D.preprocessing(load_spec("keras_convnet")), dtype="float32")[0]
+    np.testing.assert_array_equal(keras, (raw / 255.0).astype(np.float32))
+    torch_like = D.load_mnist(standardize=False, divisor=255.0, mean=0.1307, std=0.3081, dtype="float64")[0]
+    np.testing.assert_allclose(torch_like, (raw / 255.0 - 0.1307) / 0.3081, rtol=1e-15)
+    standardized = D.load_mnist(divisor=255.0, dtype="float64")[0]  # standardizing ignores the divisor's scale
+    np.testing.assert_allclose(standardized, D.load_mnist(dtype="float64")[0], atol=1e-12)
+    with pytest.raises(SpecError, match="training.input_mean: a given mean and std apply only with"):
+        validate(replace(load_spec("conf5"), **{"training.input_mean": 0.1307}))
 
 
 def test_load_rejects_other_dtypes():

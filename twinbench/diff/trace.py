@@ -13,7 +13,7 @@ import numpy as np
 from common import canonical
 from common import reference as ref
 from common.compare import compare
-from common.data import epoch_permutation, load_mnist
+from common.data import epoch_permutation, load_mnist, preprocessing
 from common.tolerances import tol, trajectory_quantities
 from twinbench.diff.localise import localise
 from twinbench.diff.sides import Side, runner
@@ -56,7 +56,7 @@ def coarse(a: Side, b: Side) -> str:
 
 def batches(spec, steps: int, dtype: str):
     """The training batches both sides take: the shared shuffle order, epoch after epoch."""
-    x, y, x_test, _ = load_mnist(standardize=spec.training.standardize, dtype=dtype)
+    x, y, x_test, _ = load_mnist(dtype=dtype, **preprocessing(spec))
     x = x.reshape(len(x), -1).astype(np.float64)
     bs, n = spec.training.batch_size, len(x)
     per_epoch = -(-n // bs)
@@ -80,7 +80,7 @@ def run(a: Side, b: Side, steps: int, edit_a: Callable | None = None, edit_b: Ca
     dtype = coarse(a, b)
     w0 = {k: v.astype(dtype).astype(np.float64) for k, v in ref.init_weights(a.spec, a.spec.training.seed).items()}
     ra, rb = runner(a, w0, edit_a), runner(b, w0, edit_b)
-    _, _, x_test, _ = load_mnist(standardize=a.spec.training.standardize, dtype=dtype)
+    _, _, x_test, _ = load_mnist(dtype=dtype, **preprocessing(a.spec))
     probe = x_test[:PROBE].reshape(PROBE, -1).astype(np.float64)
     trace = Trace(a, b, dtype)
     data = batches(a.spec, steps, dtype)

@@ -13,7 +13,7 @@ import time
 import frameworks
 from common import reference as ref
 from common.config import step_key
-from common.data import datasets
+from common.data import datasets, preprocessing
 from common.history import COMPLETE, DIVERGED, Diverged
 from twinbench.experiment.plan import Task
 
@@ -24,7 +24,7 @@ _PINNED: set = set()
 
 def _data(task: Task) -> tuple:
     t = task.spec.training
-    key = (t.standardize, t.dtype, t.evaluation, t.validation_split, t.k_folds, task.fold, task.train_examples)
+    key = (*preprocessing(task.spec).values(), t.dtype, t.evaluation, t.validation_split, t.k_folds, task.fold, task.train_examples)
     if key not in _DATA:
         x, y, x_eval, y_eval = datasets(task.spec, task.fold)
         n = task.train_examples or len(x)
