@@ -54,6 +54,14 @@ ENTRIES: dict[str, tuple[str, str, str, str, str]] = {
         "`rho=0.9`",
         "`alpha=0.99`",
         "`optimizer.rho`: Keras's `rho`, torch.optim.RMSprop's `alpha` (`torch_impl/optimizers.py` make_optimizer)."),
+    "adadelta-defaults": (
+        "Adadelta defaults",
+        "The same rule with other defaults: decay rate 0.95 in Keras, 0.9 in PyTorch; epsilon 1e-7 and 1e-6; "
+        "the learning rate 0.001 and 1.0 (PyTorch's MNIST example passes lr=1.0).",
+        "`keras.optimizers.Adadelta()`: learning_rate 0.001, rho 0.95, epsilon 1e-7",
+        "`torch.optim.Adadelta()`: lr 1.0, rho 0.9, eps 1e-6",
+        "`optimizer.learning_rate`, `optimizer.rho`, `optimizer.epsilon` passed to both constructors "
+        "(`*/optimizers.py` make_optimizer)."),
     "bn-momentum": (
         "BatchNorm momentum convention",
         "Keras's momentum weights the old moving value, PyTorch's weights the new batch statistic.",
@@ -146,6 +154,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "adagrad-epsilon-placement": ("optimizer.epsilon_placement", "optimizer.epsilon"),
     "adagrad-initial-accumulator": ("optimizer.initial_accumulator",),
     "rmsprop-rho": ("optimizer.rho",),
+    "adadelta-defaults": ("optimizer.rho", "optimizer.epsilon"),
     "bn-momentum": ("network.batch_norm.momentum",),
     "bn-epsilon": ("network.batch_norm.epsilon",),
     "bn-running-variance": ("network.batch_norm.running_variance",),
@@ -166,7 +175,7 @@ def entries_for(fields: list[str], optimizer: str | None = None) -> list[str]:
     out = []
     for entry, names in FIELDS.items():
         owner = entry.split("-")[0]
-        if optimizer and owner in ("adam", "rmsprop", "adagrad", "sgd") and owner != optimizer:
+        if optimizer and owner in ("adam", "rmsprop", "adagrad", "sgd", "adadelta") and owner != optimizer:
             continue
         if any(f in names for f in fields):
             out.append(entry)

@@ -18,6 +18,7 @@ class PyTorch(Framework):
                                    "optimizer.epsilon_placement": "outside_sqrt"},
         "optimizer.name=adagrad": {"optimizer.epsilon": 1e-10, "optimizer.epsilon_placement": "outside_sqrt",
                                    "optimizer.initial_accumulator": 0.0},
+        "optimizer.name=adadelta": {"optimizer.rho": 0.9, "optimizer.epsilon": 1e-6},
         "network": {"network.hidden_kernel_init.truncated": False, "network.output_kernel_init.truncated": False,
                     "network.batch_norm.momentum": 0.9, "network.batch_norm.epsilon": 1e-5,
                     "network.batch_norm.running_variance": "unbiased", "network.leaky_relu_slope": 0.01},

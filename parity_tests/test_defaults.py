@@ -13,7 +13,7 @@ from keras import ops
 
 from common import reference as ref
 from common.config import load_spec
-from common.spec import SGD, Adagrad, Adam, RMSprop
+from common.spec import SGD, Adadelta, Adagrad, Adam, RMSprop
 from parity_tests import catalogue
 from parity_tests import harness as H
 from common.tolerances import DEFAULT_BREAK_FACTOR, tol
@@ -127,6 +127,20 @@ def test_rmsprop_rho():
     catalogue.record("rmsprop-rho", keras_default=keras_rho, torch_default=torch_alpha,
                      **{f"torch.optim.RMSprop(lr, eps) default alpha 0.99 vs spec rho 0.9, update difference after {STEPS} steps": raw,
                         "twinbench mapping, same": mapped(spec, w, data, expected, "rmsprop-rho")})
+
+
+def test_adadelta_defaults():
+    k, t = keras.optimizers.Adadelta(), torch_defaults(torch.optim.Adadelta)
+    assert (round(float(k.learning_rate), 9), k.rho, k.epsilon) == (0.001, 0.95, 1e-7)  # TF: a float32 variable
+    assert (t["lr"], t["rho"], t["eps"]) == (1.0, 0.9, 1e-6)
+    spec, w, data, expected = setup(Adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-7))
+    raw = H.update_diff(w, H.framework_run("torch", spec, w, data,
+                                           optimizer=lambda m: torch.optim.Adadelta(m.parameters(), lr=1.0)), expected)
+    assert raw > BREAK
+    catalogue.record("adadelta-defaults", keras_default=(0.95, 1e-7), torch_default=(0.9, 1e-6),
+                     **{f"torch.optim.Adadelta(lr) default rho 0.9, eps 1e-6 vs spec 0.95, 1e-7, update difference "
+                        f"after {STEPS} steps": raw,
+                        "twinbench mapping, same": mapped(spec, w, data, expected, "adadelta-defaults")})
 
 
 class _StepDown(keras.optimizers.schedules.LearningRateSchedule):
