@@ -137,7 +137,7 @@ def step_key(spec: S.Spec) -> S.Spec:
 def replace(spec: S.Spec, **changes: Any) -> S.Spec:
     """The spec with dotted fields replaced (not validated: call validate() where it matters;
     build_model does): replace(spec, **{"training.dtype": "float64", "optimizer.epsilon": 1e-8})."""
-    short = {k: v for k, v in changes.items() if k.split(".")[:2][-1] in S.MLP_FIELDS and k.startswith("network.")}
+    short = {k: v for k, v in changes.items() if k.startswith("network.") and k.split(".")[1] in S.MLP_FIELDS}
     if short:  # the chapter MLP's short-form paths, applied together to its short form, then restacked
         mlp = spec.network.mlp
         for key, value in short.items():

@@ -7,6 +7,7 @@ Layer names default as Keras names them: the first layer of a type by its type, 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from common.layers import BatchNormalization, Conv2D, Dense, Layer, MaxPool2D
@@ -73,22 +74,23 @@ def _fit(layer: Layer, shape: tuple[int, ...], where: str) -> tuple[tuple[int, .
             return (*hw, shape[2]), {}
         return (*hw, layer.filters), {"kernel": (*layer.kernel_size, shape[2], layer.filters), "bias": (layer.filters,)}
     if layer.type == "flatten":
-        return (_product(shape),), {}
+        return (math.prod(shape),), {}
     if isinstance(layer, BatchNormalization):
         return shape, {w: (shape[-1],) for w in BN_WEIGHTS}
     return shape, {}  # dropout, activation
 
 
+def same_padding(n: int, k: int, s: int) -> tuple[int, int]:
+    """(before, after) zeros along an axis of length n for 'same' padding with window k and stride
+    s: total = max((out - 1) s + k - n, 0), total // 2 before and the rest after (TF's and
+    PyTorch's placement)."""
+    total = max((-(-n // s) - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
 def _extent(n: int, k: int, s: int, same: bool) -> int:
     """Output length along one axis: ceil(n / s) with same padding, floor((n - k) / s) + 1 valid."""
     return -(-n // s) if same else (n - k) // s + 1
-
-
-def _product(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def weight_shapes(net: Network) -> dict[str, tuple[int, ...]]:

@@ -10,7 +10,7 @@ from common.config import validate
 from common.spec import Initializer, Spec
 from tf_impl.losses import SpecLoss
 from tf_impl.optimizers import make_optimizer
-from tf_impl.stack import input_shape, stack_layers
+from tf_impl.stack import activation, input_shape, stack_layers
 
 # --- section: device ---
 
@@ -69,20 +69,15 @@ def bn_class(layer) -> type:
 
 
 def activation_layer(spec: Spec) -> keras.layers.Layer:
-    net = spec.network
-    if net.hidden_activation == "leaky_relu":
-        # TF: Keras 3's LeakyReLU defaults to slope 0.3 and tf.nn.leaky_relu rounds the slope to float32
-        slope = net.leaky_relu_slope
-        return keras.layers.Activation(lambda x: tf.where(x > 0, x, tf.constant(slope, x.dtype) * x),
-                                       name="activation", dtype=spec.training.dtype)
-    return keras.layers.Activation(net.hidden_activation, name="activation", dtype=spec.training.dtype)
+    net = spec.network  # TF: leaky_relu with the spec's slope in the run's dtype (tf_impl.stack.activation)
+    return keras.layers.Activation(activation(net.hidden_activation, net.leaky_relu_slope), name="activation",
+                                   dtype=spec.training.dtype)
 
 
 def batch_norm_layer(spec: Spec) -> keras.layers.Layer:
     bn = spec.network.batch_norm
-    cls = UnbiasedBatchNormalization if bn.running_variance == "unbiased" else keras.layers.BatchNormalization
     # TF: Keras momentum is the weight of the old moving value, as in the spec
-    return cls(momentum=bn.momentum, epsilon=bn.epsilon, name="bn", dtype=spec.training.dtype)
+    return bn_class(bn)(momentum=bn.momentum, epsilon=bn.epsilon, name="bn", dtype=spec.training.dtype)
 
 
 # --- section: build_model ---

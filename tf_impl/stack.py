@@ -70,9 +70,9 @@ def flat_orders(net) -> tuple:
 # --- section: stack_layers ---
 
 
-def activation(name: str, slope: float, dtype: str):
+def activation(name: str, slope: float):
     """A Keras activation; leaky_relu with the spec's slope, in the layer's dtype."""
-    if name == "leaky_relu":  # TF: Keras 3's LeakyReLU defaults to slope 0.3
+    if name == "leaky_relu":  # TF: Keras 3's LeakyReLU defaults to slope 0.3; tf.nn.leaky_relu rounds it to float32
         return lambda x: tf.where(x > 0, x, tf.constant(slope, x.dtype) * x)
     return None if name == "linear" else name
 
@@ -85,7 +85,7 @@ def stack_layers(spec: Spec, seed: int, make_initializer, step, bn_class) -> lis
     for k, w in enumerate(walked):
         lay, name = w.layer, w.name
         act = None if k == len(walked) - 1 else activation(getattr(lay, "activation", "linear"),
-                                                           getattr(lay, "leaky_relu_slope", 0.0), dtype)
+                                                           getattr(lay, "leaky_relu_slope", 0.0))
         s = seed + 2 * k  # a seed per layer, as the MLP's hidden/output take seed and seed + 2
         init = {} if not hasattr(lay, "kernel_init") else {
             "kernel_initializer": make_initializer(lay.kernel_init, s),

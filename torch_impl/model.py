@@ -13,7 +13,7 @@ from common import canonical
 from common.config import validate
 from common.spec import TRUNCATION_STDDEV, Initializer, Spec
 from torch_impl.optimizers import make_optimizer
-from torch_impl.stack import from_canonical, stack_layers, to_canonical
+from torch_impl.stack import activation, from_canonical, stack_layers, to_canonical
 
 # --- section: device ---
 
@@ -96,18 +96,12 @@ def bn_class(layer, features: int, ndim: int) -> nn.Module:
 
 
 def activation_layer(spec: Spec) -> nn.Module:
-    net = spec.network
-    if net.hidden_activation == "leaky_relu":
-        # PT: PyTorch's LeakyReLU slope defaults to 0.01, Keras 3's to 0.3
-        return nn.LeakyReLU(negative_slope=net.leaky_relu_slope)
-    return {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "relu": nn.ReLU}[net.hidden_activation]()
+    net = spec.network  # PT: leaky_relu with the spec's slope (torch_impl.stack.activation)
+    return activation(net.hidden_activation, net.leaky_relu_slope)
 
 
 def batch_norm_layer(spec: Spec) -> nn.Module:
-    bn = spec.network.batch_norm
-    cls = nn.BatchNorm1d if bn.running_variance == "unbiased" else BiasedBatchNorm1d
-    # PT: PyTorch's momentum is the weight of the new batch statistic: 1 - the spec's
-    return cls(spec.network.hidden_units, eps=bn.epsilon, momentum=1.0 - bn.momentum)
+    return bn_class(spec.network.batch_norm, spec.network.hidden_units, 1)
 
 
 # --- section: build_model ---

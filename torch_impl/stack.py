@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from common import masks
-from common.stack import walk
+from common.stack import same_padding, walk
 from common.spec import Network, Spec
 
 # --- section: shared_dropout ---
@@ -107,7 +107,7 @@ def stack_layers(spec: Spec, seed: int, make_initializer, step, bn_class) -> lis
             module = nn.Linear(shape[0], lay.units)
         elif lay.type == "conv2d":
             if lay.padding == "same":  # PT: padding='same' takes stride 1 only; the extra zero after, as TF
-                pads = [_same(n, kk, s) for n, kk, s in zip(shape[:2], lay.kernel_size, lay.strides)]
+                pads = [same_padding(n, kk, s) for n, kk, s in zip(shape[:2], lay.kernel_size, lay.strides)]
                 out.append((f"{name}_pad", nn.ZeroPad2d((*pads[1], *pads[0]))))
             module = nn.Conv2d(shape[2], lay.filters, lay.kernel_size, lay.strides)
         elif lay.type == "max_pool2d":
@@ -131,11 +131,6 @@ def stack_layers(spec: Spec, seed: int, make_initializer, step, bn_class) -> lis
         if act is not None:
             out.append((name if module is None else f"{name}_act", act))
     return out
-
-
-def _same(n: int, k: int, s: int) -> tuple[int, int]:
-    total = max((-(-n // s) - 1) * s + k - n, 0)
-    return total // 2, total - total // 2
 
 
 def input_shape(spec: Spec) -> tuple[int, ...]:

@@ -20,12 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from common.reference.activations import log_softmax, softmax
-
-
-def same_padding(n: int, k: int, s: int) -> tuple[int, int]:
-    """(before, after) zeros along an axis of length n for 'same' with window k and stride s."""
-    total = max((-(-n // s) - 1) * s + k - n, 0)
-    return total // 2, total - total // 2
+from common.stack import same_padding
 
 
 def _pad(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], padding: str) -> tuple[np.ndarray, tuple]:
