@@ -12,7 +12,8 @@ Layouts are Keras's: dense kernels (in, out), conv kernels (kh, kw, in, out);
 PyTorch's nn.Linear keeps (out, in) and nn.Conv2d (out, in, kh, kw), so
 torch_impl maps each tensor at the boundary. Gradients use the names
 of the trainable weights. Optimizer state uses `<slot>/<weight name>` (for
-example `m/hidden/kernel`) plus `step` where the optimizer counts steps.
+example `m/hidden/kernel`) plus `step`, the optimizer steps taken, where a result depends on
+it (Adam's bias correction, a dropout layer's shared masks, a decaying learning rate).
 """
 from __future__ import annotations
 
@@ -65,7 +66,15 @@ def slot_names(spec: Spec) -> list[str]:
 def state_names(spec: Spec) -> list[str]:
     """Names of the optimizer state entries (slots used by the spec only)."""
     names = [f"{s}/{w}" for s in slot_names(spec) for w in trainable_names(spec)]
-    return names + (["step"] if spec.optimizer.name == "adam" else [])
+    return names + (["step"] if counts_steps(spec) else [])
+
+
+def counts_steps(spec: Spec) -> bool:
+    """Whether a result depends on the optimizer steps taken (so that the state keeps `step`, and
+    a resumed run goes on where it stopped): Adam's bias correction, the shared dropout masks
+    (common.masks), a learning rate that decays (Keras's schedule counts steps)."""
+    return (spec.optimizer.name == "adam" or spec.training.schedule.gamma != 1.0
+            or any(layer.type == "dropout" for layer in spec.network.layers))
 
 
 def state_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:

@@ -115,7 +115,11 @@ def _check_combinations(spec: S.Spec) -> None:
         if need and out != need:
             raise SpecError(f"loss.formula: 'logits' for {loss.name} needs network.output_activation"
                             f" = '{need}', got '{out}'; use loss.formula = 'clipped'")
-    t = spec.training
+    t, o = spec.training, spec.optimizer
+    if t.schedule.gamma != 1.0 and o.name == "sgd" and o.momentum:
+        raise SpecError("training.schedule.gamma: a decaying rate with SGD momentum has two forms (Keras's velocity"
+                        " keeps each step's rate, PyTorch's buffer takes the current one); use optimizer.momentum = 0"
+                        " or another optimizer")
     if t.standardize and (t.input_mean, t.input_std) != (0.0, 1.0):
         raise SpecError("training.input_mean: a given mean and std apply only with training.standardize = false"
                         " (standardize computes them from the training images)")

@@ -256,6 +256,22 @@ OPTIMIZERS = {cls.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, Adadelta)} 
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """The learning rate of epoch e (0-based): optimizer.learning_rate * gamma ** (e // step_epochs),
+    constant within an epoch; gamma 1 (the default) keeps it constant. PyTorch's
+    StepLR(step_size=step_epochs, gamma) stepped after each epoch computes this; so does Keras's
+    ExponentialDecay(decay_steps=step_epochs x the epoch's steps, decay_rate=gamma, staircase=True),
+    which counts optimizer steps."""
+
+    step_epochs: int = field(default=1, metadata={"range": (1, 10000)})
+    gamma: float = field(default=1.0, metadata={"range": (0.0, 1.0), "open": True})
+
+    def rate(self, learning_rate: float, epoch: int) -> float:
+        """The learning rate of epoch `epoch` (0-based)."""
+        return learning_rate * self.gamma ** (epoch // self.step_epochs)
+
+
+@dataclass(frozen=True)
 class Training:
     """How the network is trained and evaluated.
 
@@ -269,6 +285,7 @@ class Training:
     evaluation: test (the 10,000 test images) | validation_split (the last
       `validation_split` fraction of the training set, as Keras does).
     k_folds: 0 for none, else k-fold cross-validation over the training set.
+    schedule: the learning rate's per-epoch step decay (Schedule).
     """
 
     batch_size: int = field(default=1, metadata={"range": (1, 60000)})
@@ -283,6 +300,7 @@ class Training:
     evaluation: Literal["test", "validation_split"] = "test"
     validation_split: float = field(default=0.1, metadata={"range": (0.0, 1.0), "open": True})
     k_folds: int = field(default=0, metadata={"range": (0, 100)})
+    schedule: Schedule = Schedule()
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ UNPROBED = {
     "training.evaluation": "which images evaluate a run, not what a step computes",
     "training.validation_split": "which images evaluate a run, not what a step computes",
     "training.k_folds": "which images train and evaluate a run, not what a step computes",
+    "training.schedule.step_epochs": "the rate between epochs: `fit` applies it, not a step; parity_tests/"
+                                     "test_schedule.py trains both frameworks over its epochs against the oracle",
+    "training.schedule.gamma": "the rate between epochs: `fit` applies it, not a step; parity_tests/"
+                               "test_schedule.py trains both frameworks over its epochs against the oracle",
     "network.output_bias_init.truncated": "output/bias has 10 entries (fixed): too few to tell a truncated normal "
                                           "from an untruncated one; the same make_initializer code is probed on the "
                                           "other three tensors",

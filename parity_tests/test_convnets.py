@@ -74,3 +74,32 @@ def test_keras_convnet_preset_trajectory(dtype, device):
     """The keras_convnet preset at full size: 3 Adam steps on batches of 128, new masks each step."""
     spec = H.replace(load_spec("keras_convnet"), **{"training.dtype": dtype})
     H.run_trajectory(spec, seed=7, steps=3, what=f"keras_convnet {dtype} on {device}", device=device)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adadelta"])
+@pytest.mark.parametrize("fw", H.FRAMEWORKS)
+def test_resumed_run_draws_the_masks_it_would_have(fw, optimizer):
+    """Neither optimizer counts steps of its own accord (PyTorch's SGD keeps no count), yet a run
+    resumed from its weights and optimizer state draws the dropout masks of the steps it goes on
+    with: its state keeps `step` (common.canonical.counts_steps), and the run ends where the
+    uninterrupted one does."""
+    from parity_tests import design as D
+    spec = H.replace(convnet_spec("torch-like", "float64"), optimizer=D.FORMS[optimizer])
+    impl, steps = H.impl(fw), batches(16, 4, seed=3)
+
+    def model(weights, state=None):
+        m = impl.build_model(spec, seed=1)
+        impl.set_weights(m, weights)
+        impl.set_optimizer_state(m, spec, state) if state else None
+        return m
+    w = H.canonical_weights(spec, 5)
+    whole, first = model(w), model(w)
+    for xb, yb in steps:
+        impl.train_step(whole, spec, xb, yb)
+    for xb, yb in steps[:2]:
+        impl.train_step(first, spec, xb, yb)
+    resumed = model(impl.get_weights(first), impl.get_optimizer_state(first, spec))
+    assert float(impl.get_optimizer_state(resumed, spec)["step"]) == 2
+    for xb, yb in steps[2:]:
+        impl.train_step(resumed, spec, xb, yb)
+    H.assert_equal(impl.get_weights(resumed), impl.get_weights(whole), f"{fw} {optimizer} resumed vs whole")

@@ -20,6 +20,7 @@ from common.tiers import first_working
 from tf_impl import compiled
 from tf_impl.losses import one_hot
 from tf_impl.model import device_name
+from tf_impl.optimizers import use_schedule
 from tf_impl.training import as_inputs, evaluate
 
 _EPOCHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(step_key(spec), n): epoch}
@@ -69,6 +70,7 @@ def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None, 
     x, y, x_eval, y_eval = data
     n, steps = len(x), -(-len(x) // spec.training.batch_size)
     xs, ts = epoch_inputs(model, spec, x, y)  # TF: the data copied to the device once
+    use_schedule(model, spec, n, initial_epoch)  # TF: a decaying rate reads the optimizer's step count
     runs: list[Callable] = []
 
     def prepare() -> dict:

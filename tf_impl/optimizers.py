@@ -117,6 +117,23 @@ def describe_optimizer(spec: Spec) -> str:
     return f"spec rule, {optimizer_form(spec)} (keras.optimizers has none)"
 
 
+# --- section: schedule ---
+
+
+def use_schedule(model: keras.Model, spec: Spec, n_examples: int, initial_epoch: int = 0) -> None:
+    """The spec's per-epoch step decay (training.schedule) in the model's optimizer, before `fit`
+    trains n_examples per epoch: Keras's ExponentialDecay with staircase=True. TF: Keras's schedules
+    count optimizer steps (`iterations`, restored with the optimizer state), so a decay every
+    step_epochs epochs is one every step_epochs x (the epoch's steps, the short last batch counted)."""
+    s, o = spec.training.schedule, spec.optimizer
+    if s.gamma == 1.0:
+        return
+    c = np.float64 if spec.training.dtype == "float64" else float  # TF: a float would compute in float32
+    steps = s.step_epochs * -(-n_examples // spec.training.batch_size)
+    model.optimizer.learning_rate = keras.optimizers.schedules.ExponentialDecay(
+        c(o.learning_rate), decay_steps=steps, decay_rate=c(s.gamma), staircase=True)
+
+
 # --- section: get_optimizer_state ---
 
 

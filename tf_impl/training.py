@@ -12,7 +12,7 @@ from common.epochs import fit_epochs
 from common.spec import Spec
 from tf_impl.losses import SpecLoss, one_hot, per_example_loss
 from tf_impl.model import device_name, get_weights, set_weights
-from tf_impl.optimizers import update
+from tf_impl.optimizers import update, use_schedule
 from tf_impl.stack import as_batch
 
 # --- section: inputs ---
@@ -106,6 +106,7 @@ def fit(model: keras.Model, spec: Spec, data: tuple, epochs: int | None = None, 
     """
     x, y, x_eval, y_eval = data
     x, t = as_inputs(spec, x), one_hot(spec, y).numpy()
+    use_schedule(model, spec, len(x), initial_epoch)  # TF: a decaying rate reads the optimizer's step count
 
     def train_epoch(order: np.ndarray, bar) -> tuple[float, float]:
         with tf.device(device_name(model.device)):

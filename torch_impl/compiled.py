@@ -40,12 +40,17 @@ def tiers(model: torch.nn.Module, spec: Spec, n_examples: int) -> list[Tier]:
 
     def public(how: str) -> Callable[[], Callable]:
         return lambda: epoch_of(check(_step.make_loop(how, spec, trace(), device)))
+
+    def unless(applies: bool, what: str) -> Callable[[], str | None]:
+        return lambda: decays or _unless(applies, what)
+    # PT: the traced step holds the optimizer's rate as a constant; StepLR changes it between epochs
+    decays = "a learning rate that decays (training.schedule)" if spec.training.schedule.gamma != 1.0 else None
     cpu_loop = device == "cpu" and hasattr(torch, "while_loop")  # PT: public from torch 2.5 (README's table)
     return [Tier("tuned", lambda: epoch_of(_tuned.build(model, spec, n_examples, trace, check)),
-                 lambda: _tuned.unavailable(device), TRACE),
-            Tier("loop", public("loop"), lambda: _unless(cpu_loop, "a CPU loop on torch.while_loop"), TRACE),
-            Tier("graphs", public("graphs"), lambda: _unless(device == "cuda", "CUDA graphs"), TRACE),
-            Tier("step", public("step"), needs=TRACE), Tier("eager", public("eager"), needs=TRACE),
+                 lambda: decays or _tuned.unavailable(device), TRACE),
+            Tier("loop", public("loop"), unless(cpu_loop, "a CPU loop on torch.while_loop"), TRACE),
+            Tier("graphs", public("graphs"), unless(device == "cuda", "CUDA graphs"), TRACE),
+            Tier("step", public("step"), unless(True, ""), TRACE), Tier("eager", public("eager"), unless(True, ""), TRACE),
             Tier("book", lambda: book_epoch(model, spec, n_examples))]
 
 

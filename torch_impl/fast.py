@@ -19,6 +19,7 @@ from common.spec import Spec
 from common.tiers import first_working
 from torch_impl import compiled
 from torch_impl.losses import one_hot
+from torch_impl.optimizers import use_schedule
 from torch_impl.training import as_inputs, evaluate
 
 _LOOPS: dict[tuple, tuple] = {}  # (step_key(spec), n, device) -> (loop or None, tier)
@@ -67,6 +68,7 @@ def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = No
     x, y, x_eval, y_eval = data
     n, steps = len(x), -(-len(x) // spec.training.batch_size)
     xs, ts = epoch_inputs(model, spec, x, y)  # the data copied to the device once
+    scheduler = use_schedule(model, spec, n, initial_epoch)  # PT: StepLR, stepped after each epoch
     runs: list[Callable] = []
 
     def prepare() -> dict:
@@ -76,6 +78,7 @@ def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = No
     def train_epoch(order: np.ndarray, bar) -> tuple[float, float]:
         loss_sum, correct = runs[0](xs, ts, order)
         bar.update(steps) if bar else None
+        scheduler.step() if scheduler else None
         return loss_sum / n, correct / n
     return fit_epochs(spec, n, train_epoch, lambda: evaluate(model, spec, x_eval, y_eval), epochs, initial_epoch,
                       on_epoch, progress, prepare)

@@ -9,8 +9,12 @@ or `update`.
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
+
 import numpy as np
 import torch
+from torch.optim.lr_scheduler import StepLR
 
 from common import canonical
 from common.config import optimizer_form
@@ -98,9 +102,11 @@ class SpecOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        ps = [p for p in self.param_groups[0]["params"] if p.grad is not None]
-        _rule_step(self.spec, self.t, ps, [p.grad for p in ps], [self.state[p] for p in ps],
-                   _step_scalars(self.spec, self.t + 1))
+        group, spec = self.param_groups[0], self.spec
+        if group["lr"] != spec.optimizer.learning_rate:  # PT: a scheduler (StepLR) sets the group's rate
+            spec = replace(spec, optimizer=replace(spec.optimizer, learning_rate=group["lr"]))
+        ps = [p for p in group["params"] if p.grad is not None]
+        _rule_step(spec, self.t, ps, [p.grad for p in ps], [self.state[p] for p in ps], _step_scalars(spec, self.t + 1))
 
 
 # --- section: make_optimizer ---
@@ -155,6 +161,27 @@ def describe_optimizer(spec: Spec) -> str:
     return f"spec rule, {optimizer_form(spec)} (torch.optim has none)"
 
 
+# --- section: schedule ---
+
+
+def use_schedule(model: torch.nn.Module, spec: Spec, n_examples: int, initial_epoch: int = 0) -> StepLR | None:
+    """The spec's per-epoch step decay (training.schedule) over the model's optimizer, at epoch
+    initial_epoch, for `fit` to step after each epoch: PyTorch's StepLR; None for a constant rate.
+    PT: StepLR counts the epochs it is stepped, from the rate it finds: it starts from the spec's."""
+    s = spec.training.schedule
+    if s.gamma == 1.0:
+        return None
+    for group in model.optimizer.param_groups:
+        group["lr"] = spec.optimizer.learning_rate
+        group.pop("initial_lr", None)
+    scheduler = StepLR(model.optimizer, step_size=s.step_epochs, gamma=s.gamma)
+    with warnings.catch_warnings():  # PT: stepping before the optimizer's first step warns; these are resumed epochs
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(initial_epoch):
+            scheduler.step()
+    return scheduler
+
+
 # --- section: get_optimizer_state ---
 
 # PT: torch.optim's state keys (its state_dict's) for each canonical slot
@@ -170,16 +197,17 @@ def _state_keys(spec: Spec) -> list[tuple[str, str]]:
     return keys + ([("step", "step")] if spec.optimizer.name != "sgd" else [])
 
 
-def _entries(optimizer: torch.optim.Optimizer, spec: Spec) -> dict[str, torch.Tensor]:
+def _entries(optimizer: torch.optim.Optimizer, spec: Spec, count: int = 0) -> dict[str, torch.Tensor]:
     """Canonical state name -> the state as a tensor in the parameter's layout (nn.Linear's kernels
     are (out, in)). torch.optim's: read from its state, or fresh where no step created it yet."""
     params = dict(zip(optimizer.names, optimizer.param_groups[0]["params"]))
     o, own = spec.optimizer, not isinstance(optimizer, SpecOptimizer)
     out = {}
     for entry in canonical.state_names(spec):
-        if entry == "step":
+        if entry == "step":  # PT: torch.optim.SGD counts none: the model's count (training.train_batch)
             first = optimizer.state[params[optimizer.names[0]]]
-            out[entry] = first.get("step", torch.zeros(())) if own else optimizer.t
+            out[entry] = (first.get("step", torch.zeros(())) if o.name != "sgd" else torch.tensor(
+                float(count))) if own else optimizer.t
             continue
         slot, weight = entry.split("/", 1)
         if not own:
@@ -217,7 +245,7 @@ def get_optimizer_state(model: torch.nn.Module, spec: Spec) -> dict[str, np.ndar
     def numpy(name, v):  # PT: each slot in its parameter's layout, mapped as the parameter (torch_impl.stack)
         v = (v if name == "step" else to_canonical(spec, name.split("/", 1)[1], v)).detach().cpu()
         return np.asarray(v.numpy(), dtype=spec.training.dtype if name == "step" else None).copy()
-    return {name: numpy(name, v) for name, v in _entries(model.optimizer, spec).items()}
+    return {name: numpy(name, v) for name, v in _entries(model.optimizer, spec, model.steps_taken).items()}
 
 
 def set_optimizer_state(model: torch.nn.Module, spec: Spec, state: dict[str, np.ndarray]) -> None:
@@ -228,6 +256,8 @@ def set_optimizer_state(model: torch.nn.Module, spec: Spec, state: dict[str, np.
     values = {name: torch.as_tensor(np.asarray(v) if name == "step" else
                                     from_canonical(spec, name.split("/", 1)[1], np.asarray(v)))
               for name, v in state.items()}
+    if "step" in state:  # the shared dropout masks' step (torch_impl.stack) goes on from here too
+        model.steps_taken = int(np.asarray(state["step"]))
     if not isinstance(opt, SpecOptimizer):
         _load(opt, values)
         return

@@ -12,6 +12,7 @@ from common.epochs import fit_epochs
 from common.spec import Spec
 from torch_impl.losses import SpecLoss, one_hot
 from torch_impl.model import device_name, get_weights, set_weights
+from torch_impl.optimizers import use_schedule
 from torch_impl.stack import as_batch, to_canonical
 
 # --- section: inputs ---
@@ -97,6 +98,7 @@ def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = No
     """
     x, y, x_eval, y_eval = data
     dataset = TensorDataset(as_inputs(spec, x, model.device), one_hot(spec, y).to(model.device))
+    scheduler = use_schedule(model, spec, len(x), initial_epoch)  # PT: StepLR, stepped after each epoch
 
     def train_epoch(order: np.ndarray, bar) -> tuple[float, float]:
         # PT: sampler= the shared order instead of shuffle=True, so both frameworks see the same batches;
@@ -111,6 +113,7 @@ def fit(model: torch.nn.Module, spec: Spec, data: tuple, epochs: int | None = No
             loss_sum += loss.item() * len(xb)
             correct += (z.argmax(-1) == tb.argmax(-1)).sum().item()
             bar.update(1) if bar else None
+        scheduler.step() if scheduler else None
         return loss_sum / len(x), correct / len(x)
     return fit_epochs(spec, len(x), train_epoch, lambda: evaluate(model, spec, x_eval, y_eval), epochs,
                       initial_epoch, on_epoch, progress)

@@ -7,6 +7,8 @@ follow keras/src/optimizers/{sgd,adagrad,rmsprop,adam}.py; the
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from common.canonical import state_names, trainable_names
@@ -83,10 +85,13 @@ _UPDATES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam
 
 
 def apply_gradients(spec: Spec, weights: dict[str, np.ndarray], grads: dict[str, np.ndarray],
-                    state: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """One optimizer step on every trainable weight; returns new (weights, state)
-    dicts and leaves the inputs untouched. Non-trainable weights are copied."""
+                    state: dict[str, np.ndarray], epoch: int = 0
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One optimizer step on every trainable weight, at the learning rate of epoch `epoch`
+    (0-based: training.schedule); returns new (weights, state) dicts and leaves the inputs
+    untouched. Non-trainable weights are copied."""
     opt = spec.optimizer
+    opt = replace(opt, learning_rate=spec.training.schedule.rate(opt.learning_rate, epoch))
     expected = state_names(spec)
     if sorted(state) != sorted(expected):
         raise ValueError(f"optimizer state: got {sorted(state)}, expected {sorted(expected)}")

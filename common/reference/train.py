@@ -12,20 +12,21 @@ from common.spec import Spec
 
 
 def train_step(spec: Spec, weights: dict[str, np.ndarray], state: dict[str, np.ndarray],
-               x: np.ndarray, y: np.ndarray, masks: dict | None = None
+               x: np.ndarray, y: np.ndarray, masks: dict | None = None, epoch: int = 0
                ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Training-mode loss and gradients, one optimizer update, and (batch norm on)
     the moving-statistics update from this batch's pre-update forward pass. masks: each
-    dropout layer's mask (common.masks), for a stack with dropout.
+    dropout layer's mask (common.masks), for a stack with dropout; epoch (0-based): the
+    learning rate's (training.schedule).
 
     Returns (loss before the update, new weights, new state); inputs untouched.
     """
     if spec.network.chapter_mlp is None:  # any other stack: layer by layer
         loss, grads, cache = loss_gradients_and_cache(weights, spec, x, y, masks)
-        new_w, new_state = apply_gradients(spec, weights, grads, state)
+        new_w, new_state = apply_gradients(spec, weights, grads, state, epoch)
         return loss, {**new_w, **stack_net.moving_stats(weights, spec, cache)}, new_state
     loss, grads, cache = loss_gradients_and_cache(weights, spec, x, y)
-    new_w, new_state = apply_gradients(spec, weights, grads, state)
+    new_w, new_state = apply_gradients(spec, weights, grads, state, epoch)
     if spec.network.batch_norm.mode != "none":
         mm, mv = BN.updated_moving_stats(
             spec.network.batch_norm,

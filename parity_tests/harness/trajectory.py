@@ -96,7 +96,7 @@ def ref_epoch(spec: Spec, w: dict, x: np.ndarray, y: np.ndarray,
     for i in range(0, n, bs):
         rows = order[i:i + bs]
         hits += list(ref.forward(rw, spec, x[rows], training=True)["p"].argmax(-1) == y[rows])
-        loss, rw, rs = ref.train_step(spec, rw, rs, x[rows], y[rows])
+        loss, rw, rs = ref.train_step(spec, rw, rs, x[rows], y[rows], epoch=epoch)
         losses += [loss] * len(rows)
     return rw, rs, np.array(losses), np.array(hits)
 

@@ -78,3 +78,19 @@ def test_unknown_preset_and_missing_file(tmp_path):
 def test_spec_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         load_spec("conf1").training.batch_size = 2
+
+
+def test_step_decay_schedule(tmp_path):
+    """[training.schedule]: epoch e runs at lr * gamma ** (e // step_epochs); it round-trips, a
+    constant rate is the default, and the combination no framework pair computes alike is refused."""
+    spec = load_spec(write(tmp_path, 'base = "conf5"\n[optimizer]\nname = "adadelta"\nlearning_rate = 1.0\n'
+                                     '[training.schedule]\nstep_epochs = 2\ngamma = 0.7\n'))
+    s = spec.training.schedule
+    assert [s.rate(1.0, e) for e in range(5)] == [1.0, 1.0, 0.7, 0.7, 0.7 ** 2]
+    assert load_spec("conf5").training.schedule.rate(0.25, 9) == 0.25
+    assert spec_from_dict(tomllib.loads(to_toml(spec))) == spec
+    assert "[training.schedule]\nstep_epochs = 2\ngamma = 0.7" in to_toml(spec)
+    with pytest.raises(SpecError, match=r"training\.schedule\.gamma: 0 out of range; allowed: > 0.0 and <= 1.0"):
+        load_spec(write(tmp_path, 'base = "conf5"\n[training.schedule]\ngamma = 0\n'))
+    with pytest.raises(SpecError, match=r"training\.schedule\.gamma: a decaying rate with SGD momentum"):
+        load_spec(write(tmp_path, 'base = "conf1"\n[optimizer]\nmomentum = 0.9\n[training.schedule]\ngamma = 0.5\n'))
