@@ -132,8 +132,9 @@ ENTRIES: dict[str, tuple[str, str, str, str, str]] = {
         "same while lr is constant, different once it changes.",
         "`v = m v - lr g; w += v`",
         "`b = m b + g; w -= lr b`",
-        "the spec's learning rate is constant within a run, so torch.optim.SGD computes the spec's updates; "
-        "its buffer b is reported as the canonical velocity -lr b (`torch_impl/optimizers.py`)."),
+        "with a constant rate torch.optim.SGD computes the spec's updates (its buffer b reported as the canonical "
+        "velocity -lr b, `torch_impl/optimizers.py`); a decaying `training.schedule` with momentum is refused "
+        "by validation (`common/config.py`)."),
     "keras-float32-hyperparameters": (
         "Keras float32 hyperparameters in float64 runs",
         "Keras stores a Python-float learning rate in a floatx (float32) variable and casts Python-float "
@@ -143,6 +144,40 @@ ENTRIES: dict[str, tuple[str, str, str, str, str]] = {
         "`tf_impl/optimizers.py` make_optimizer passes np.float64 scalars (and a callable learning rate) in float64 runs; "
         "`tf_impl/model.py` activation_layer computes leaky ReLU as tf.where(x > 0, x, slope * x) with the slope in the "
         "run's dtype, since tf.nn.leaky_relu keeps it as a float32 attribute."),
+    "conv-layout": (
+        "Conv kernel layout and the flatten order",
+        "Keras keeps images NHWC and conv kernels (kh, kw, in, out); PyTorch NCHW and (out, in, kh, kw). "
+        "So a Flatten after a conv orders its outputs differently: the first dense layer's input rows "
+        "(fc1's 9,216 in PyTorch's MNIST example) are permuted, not only transposed.",
+        "`Conv2D.kernel` (kh, kw, in, out); `Flatten` of (h, w, c): index (h W + w) C + c",
+        "`Conv2d.weight` (out, in, kh, kw); `flatten` of (c, h, w): index c H W + h W + w",
+        "canonical weights in Keras's layouts; `torch_impl/stack.py` to_canonical/from_canonical permute conv "
+        "kernels and put a dense kernel's rows (a batch norm's features, a dropout mask) in the flatten order."),
+    "conv-init-defaults": (
+        "Conv and dense initializer defaults",
+        "Keras draws kernels glorot_uniform and starts biases at zero; PyTorch draws kernels "
+        "kaiming_uniform(a=sqrt(5)) (uniform within 1 / sqrt(fan_in)) and biases uniformly within the same bound.",
+        "`kernel_initializer='glorot_uniform'`, `bias_initializer='zeros'`",
+        "`kaiming_uniform_(w, a=sqrt(5))`, bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))",
+        "each layer's `kernel_init` and `bias_init` in the spec; the torch_mnist preset writes PyTorch's out "
+        "(uniform bounds per layer), keras_convnet keeps Keras's."),
+    "lr-schedule-unit": (
+        "Learning-rate schedules count steps or epochs",
+        "PyTorch's StepLR is stepped by the training loop, once an epoch in the MNIST example; Keras's "
+        "schedules are functions of the optimizer's step count. StepLR(step_size=1) ported as "
+        "ExponentialDecay(decay_steps=1) decays after every batch.",
+        "`ExponentialDecay(lr, decay_steps, rate, staircase=True)(iterations)`",
+        "`StepLR(optimizer, step_size, gamma)`, `scheduler.step()` after each epoch",
+        "`training.schedule` (step_epochs, gamma) per epoch: `torch_impl/optimizers.py` use_schedule builds "
+        "StepLR; `tf_impl/optimizers.py` use_schedule sets decay_steps = step_epochs x the epoch's steps."),
+    "nll-log-softmax": (
+        "log_softmax + NLL vs softmax + cross-entropy",
+        "PyTorch's MNIST example ends in log_softmax and takes F.nll_loss; Keras's ends in softmax and "
+        "categorical cross-entropy. The same function of the logits; only where the log is taken differs.",
+        "`Dense(10, activation='softmax')`, `loss='categorical_crossentropy'`",
+        "`F.log_softmax(x, dim=1)`, `F.nll_loss(output, target)`",
+        "`loss.name = 'nll'` with a log_softmax output (torch_mnist): `torch_impl/losses.py` calls F.nll_loss; "
+        "`tf_impl/losses.py` -sum t log p (Keras has no NLL loss)."),
 }
 IDS = tuple(ENTRIES)
 
@@ -164,8 +199,12 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "leaky-relu-slope": ("network.leaky_relu_slope",),
     "he-normal-truncation": ("network.hidden_kernel_init.truncated", "network.output_kernel_init.truncated"),
     "kernel-layout": (),
-    "sgd-momentum-lr-change": ("optimizer.learning_rate",),
+    "sgd-momentum-lr-change": ("optimizer.learning_rate", "training.schedule.gamma"),
     "keras-float32-hyperparameters": ("training.dtype",),
+    "conv-layout": (),
+    "conv-init-defaults": ("network.layers",),
+    "lr-schedule-unit": ("training.schedule.step_epochs", "training.schedule.gamma"),
+    "nll-log-softmax": ("loss.name", "network.output_activation"),
 }
 
 

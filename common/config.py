@@ -107,6 +107,13 @@ def _check_combinations(spec: S.Spec) -> None:
         raise SpecError(f"network.layers: the last layer must give MNIST's 10 outputs, got shape"
                         f" {walked[-1].output_shape if walked else tuple(spec.network.input_shape)}")
     out, loss = spec.network.output_activation, spec.loss
+    inner = [w for w in walked[:-1] if getattr(w.layer, "activation", None) == "log_softmax"]
+    if inner:
+        raise SpecError(f"network.layers[{inner[0].index}] ({inner[0].name}): log_softmax is an output activation"
+                        " (for loss.name = 'nll'); only the last layer may have it")
+    if (out == "log_softmax") != (loss.name == "nll"):
+        raise SpecError(f"loss.name: 'nll' takes the log-probabilities of a log_softmax output and a log_softmax"
+                        f" output needs it; got loss.name = '{loss.name}' with network.output_activation = '{out}'")
     if out == "linear" and loss.name != "mse":
         raise SpecError(f"loss.name: {loss.name} needs probabilities; network.output_activation"
                         " = 'linear' is allowed only with loss.name = 'mse'")
@@ -168,10 +175,13 @@ def describe(spec: S.Spec) -> str:
     loss, o, t = spec.loss, spec.optimizer, spec.training
     parts = _mlp_text(spec.network.mlp) if spec.network.chapter_mlp else [_stack_text(spec.network)]
     names = {"mse": "MSE", "binary_crossentropy": "binary cross-entropy", "categorical_crossentropy":
-             "categorical cross-entropy"}
-    parts.append(names[loss.name] + ("" if loss.name == "mse" else f" ({loss.formula}"
+             "categorical cross-entropy", "nll": "negative log-likelihood"}
+    parts.append(names[loss.name] + ("" if loss.name in ("mse", "nll") else f" ({loss.formula}"
                                      + (f", epsilon {loss.epsilon:g})" if loss.formula == "clipped" else ")")))
     parts.append(_optimizer_text(o))
+    if t.schedule.gamma != 1.0:
+        every = "each epoch" if t.schedule.step_epochs == 1 else f"every {t.schedule.step_epochs} epochs"
+        parts[-1] += f", x{t.schedule.gamma:g} {every}"
     parts.append(f"batch {t.batch_size}" + (f", {t.dtype}" if t.dtype != "float32" else ""))
     return ", ".join(parts)
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
-ActivationName = Literal["linear", "tanh", "sigmoid", "relu", "leaky_relu", "softmax"]
+ActivationName = Literal["linear", "tanh", "sigmoid", "relu", "leaky_relu", "softmax", "log_softmax"]
 
 # The standard deviation of N(0, 1) truncated to [-2, 2] (0.8796...): sqrt(1 - 2 * 2 * pdf(2) / (cdf(2) - cdf(-2))).
 TRUNCATION_STDDEV = math.sqrt(1.0 - 4.0 * math.exp(-2.0) / math.sqrt(2.0 * math.pi) / math.erf(math.sqrt(2.0)))

@@ -27,12 +27,12 @@ class After:
 
 
 def check_data(spec: Spec, n_examples: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x (n, 784), labels (n,), order (n,)) shaped like an epoch of n_examples, whose first k
-    batches hold random data (a seeded generator of its own, not the global one)."""
+    """(x (n, *input_shape), labels (n,), order (n,)) shaped like an epoch of n_examples, whose
+    first k batches hold random data (a seeded generator of its own, not the global one)."""
     net, rows = spec.network, k * spec.training.batch_size
     rng = np.random.default_rng(0)
-    x = np.zeros((n_examples, net.input_units), dtype=spec.training.dtype)
-    x[:rows] = rng.standard_normal((rows, net.input_units))
+    x = np.zeros((n_examples, *net.input_shape), dtype=spec.training.dtype)
+    x[:rows] = rng.standard_normal((rows, *net.input_shape))
     labels = np.zeros(n_examples, dtype=np.int64)
     labels[:rows] = rng.integers(0, net.output_units, rows)
     return x, labels, np.arange(n_examples)

@@ -16,7 +16,7 @@ from common.layers import (TRUNCATION_STDDEV, Activation as ActivationLayer, Bat
                            Initializer, Layer)
 
 Activation = Literal["tanh", "sigmoid", "relu", "leaky_relu"]
-OutputActivation = Literal["sigmoid", "softmax", "linear"]
+OutputActivation = Literal["sigmoid", "softmax", "linear", "log_softmax"]
 DType = Literal["float32", "float64"]
 
 
@@ -162,6 +162,9 @@ class Loss:
     binary_crossentropy: mean over the 10 outputs of
       -(y log p + (1 - y) log(1 - p)).
     categorical_crossentropy: -sum over the 10 outputs of y log p.
+    nll: -sum over the 10 outputs of y * o, the outputs o being log-probabilities (a
+      log_softmax output: PyTorch's F.nll_loss after F.log_softmax). The same function of the
+      logits as categorical_crossentropy with formula logits; `formula` does not apply.
     formula (cross-entropies only):
       logits   computed from the output layer's pre-activation z with a
                log-sum-exp / softplus form; exact, no clipping (what Keras 3
@@ -174,7 +177,7 @@ class Loss:
       torch's BCELoss clamps log(p) at -100 instead).
     """
 
-    name: Literal["mse", "binary_crossentropy", "categorical_crossentropy"] = "mse"
+    name: Literal["mse", "binary_crossentropy", "categorical_crossentropy", "nll"] = "mse"
     formula: Literal["logits", "clipped"] = "logits"
     epsilon: float = field(default=1e-7, metadata={"range": (0.0, 0.5), "open": True})
 

@@ -154,6 +154,10 @@ def _set(spec: S.Spec, name: str, value) -> S.Spec:
         spec = replace(spec, **{"network.output_activation": "sigmoid"})
     if name == "loss.name" and value == "categorical_crossentropy":
         spec = replace(spec, **{"network.output_activation": "softmax"})
+    if name == "loss.name" and value == "nll":  # the two go together (validation)
+        spec = replace(spec, **{"network.output_activation": "log_softmax"})
+    if name == "network.output_activation" and value == "log_softmax":
+        spec = replace(spec, **{"loss.name": "nll"})
     return replace(spec, **{_plain(name): value})
 
 

@@ -76,6 +76,15 @@ def test_keras_convnet_preset_trajectory(dtype, device):
     H.run_trajectory(spec, seed=7, steps=3, what=f"keras_convnet {dtype} on {device}", device=device)
 
 
+@pytest.mark.parametrize("device", H.devices())
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_torch_mnist_preset_trajectory(dtype, device):
+    """The torch_mnist preset at full size: 3 Adadelta steps (lr 1.0) on batches of 64, log_softmax +
+    NLL, new masks for both dropout layers (one over images, before the flatten) each step."""
+    spec = H.replace(load_spec("torch_mnist"), **{"training.dtype": dtype})
+    H.run_trajectory(spec, seed=7, steps=3, what=f"torch_mnist {dtype} on {device}", device=device)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adadelta"])
 @pytest.mark.parametrize("fw", H.FRAMEWORKS)
 def test_resumed_run_draws_the_masks_it_would_have(fw, optimizer):

@@ -292,3 +292,24 @@ def test_torch_fast_on_cuda_replays_cuda_graphs():
     assert history[0]["tier"] == "graphs", history[0]
     rw, _, _, _ = H.ref_epoch(spec, w, data[0], data[1])
     H.assert_close(H.impl("torch").get_weights(model), rw, "float32", "trajectory", "cuda fast vs oracle weights")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("fw, tier", [("tf", "graph"), ("torch", "book")])
+def test_convnet_fast_epoch_equals_book_and_oracle(fw: str, tier: str, dtype: str):
+    """A small convnet with dropout, Adadelta: one fast epoch (with a short last batch) = the book's =
+    the oracle's with the shared masks. TF's tier is the graph (XLA is passed over for
+    convolutions on a CPU); PyTorch's fast path has no compiled tier for a stack yet (its traced
+    step would hold one step's dropout masks): it runs the book's step, and says so."""
+    from parity_tests.test_convnets import convnet_spec
+    spec = H.replace(convnet_spec("torch-like", dtype), optimizer=D.FORMS["adadelta"])
+    impl, data = H.impl(fw), epoch_data(spec, 72)  # 4 batches of 16 and one of 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # PyTorch's: tracing fails for a stack
+        mq, mb, hq, hb, w = fast_and_book(fw, spec, data, seed=5)
+    assert hq[0]["tier"] == tier, hq[0]
+    rw, rs, _, _ = H.ref_epoch(spec, w, data[0], data[1])
+    quick, book = impl.get_weights(mq), impl.get_weights(mb)
+    H.assert_close(quick, book, dtype, "trajectory", f"{fw} convnet fast vs book weights", scale=H.scale_of(rw))
+    H.assert_close(quick, rw, dtype, "trajectory", f"{fw} convnet fast vs oracle weights")
+    H.assert_close(impl.get_optimizer_state(mq, spec), rs, dtype, "state", f"{fw} convnet fast vs oracle state")

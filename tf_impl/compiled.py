@@ -39,8 +39,15 @@ def tiers(model: keras.Model, spec: Spec, n_examples: int) -> list[Tier]:
     step from Python. Each built epoch passed `checked`."""
     def tf_function(jit: bool) -> Callable[[], Callable]:
         return lambda: checked(model, spec, n_examples, epoch_function(model, spec, n_examples, jit))
-    return [Tier("xla", tf_function(True)), Tier("graph", tf_function(False)),
+    return [Tier("xla", tf_function(True), lambda: _xla_convolutions(model, spec)), Tier("graph", tf_function(False)),
             Tier("book", lambda: book_epoch(model, spec, n_examples))]
+
+
+def _xla_convolutions(model: keras.Model, spec: Spec) -> str | None:
+    """Why XLA is passed over: on a CPU its convolutions run many times slower than TF's own
+    kernels, which the graph tier calls (bench/README.md, "Tiers")."""
+    convs = any(layer.type == "conv2d" for layer in spec.network.layers)
+    return "XLA's CPU convolutions (the graph tier's kernels are faster)" if convs and model.device == "cpu" else None
 
 
 # --- section: epochs ---
@@ -64,13 +71,13 @@ def epoch_function(model: keras.Model, spec: Spec, n_examples: int, jit: bool) -
     @tf.function(jit_compile=jit, autograph=False)
     def run(x, t, order, n_steps, first):
         x, t = tf.gather(x, order), tf.gather(t, order)  # the epoch's order, gathered once on device
-        zero = tf.zeros((), x.dtype)
+        zero, rest = tf.zeros((), x.dtype), [0] * (len(x.shape) - 1)  # an example's axes: (28, 28) or (H, W, C)
 
         def body(i, loss_sum, correct, steps=1):
             for k in range(steps):  # unrolled: one loop test per `steps` steps
                 # TF: tf.slice with a static size keeps shapes static, so XLA compiles one step
                 j = (i + k) * bs
-                loss, c = _counted(model, spec, tf.slice(x, [j, 0, 0], [bs, 28, 28]), tf.slice(t, [j, 0], [bs, -1]))
+                loss, c = _counted(model, spec, tf.slice(x, [j, *rest], [bs, *x.shape[1:]]), tf.slice(t, [j, 0], [bs, -1]))
                 loss_sum, correct = loss_sum + loss, correct + c
             return i + steps, loss_sum, correct
         state, steps = (first, zero, zero), _unroll(spec)

@@ -11,7 +11,7 @@ from common.spec import Spec
 
 def output_activation(spec: Spec, z: tf.Tensor) -> tf.Tensor:
     """Probabilities (or outputs) from the output layer's pre-activation z."""
-    return {"sigmoid": tf.sigmoid, "softmax": tf.nn.softmax, "linear": tf.identity}[
+    return {"sigmoid": tf.sigmoid, "softmax": tf.nn.softmax, "linear": tf.identity, "log_softmax": tf.nn.log_softmax}[
         spec.network.output_activation](z)
 
 
@@ -23,6 +23,8 @@ def per_example_loss(spec: Spec, t: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
     loss, p = spec.loss, output_activation(spec, z)
     if loss.name == "mse":
         return tf.reduce_mean(tf.square(t - p), axis=-1)
+    if loss.name == "nll":  # TF: Keras has no NLL loss; p holds log-probabilities
+        return -tf.reduce_sum(t * p, axis=-1)
     eps = tf.constant(loss.epsilon, z.dtype)
     if loss.name == "binary_crossentropy":
         if loss.formula == "logits":

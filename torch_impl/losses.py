@@ -12,7 +12,7 @@ from common.spec import Spec
 def output_activation(spec: Spec, z: torch.Tensor) -> torch.Tensor:
     """Probabilities (or outputs) from the output layer's pre-activation z."""
     return {"sigmoid": torch.sigmoid, "softmax": lambda z: torch.softmax(z, dim=-1),
-            "linear": lambda z: z}[spec.network.output_activation](z)
+            "linear": lambda z: z, "log_softmax": lambda z: F.log_softmax(z, dim=-1)}[spec.network.output_activation](z)
 
 
 # --- section: per_example_loss ---
@@ -23,6 +23,8 @@ def per_example_loss(spec: Spec, t: torch.Tensor, z: torch.Tensor) -> torch.Tens
     loss, p = spec.loss, output_activation(spec, z)
     if loss.name == "mse":
         return torch.mean(torch.square(t - p), dim=-1)
+    if loss.name == "nll":  # PT: PyTorch's example: F.nll_loss(F.log_softmax(z)), on the labels
+        return F.nll_loss(p, t.argmax(-1), reduction="none")
     eps = loss.epsilon
     if loss.name == "binary_crossentropy":
         if loss.formula == "logits":

@@ -93,7 +93,7 @@ def activation(name: str, slope: float) -> nn.Module | None:
     if name == "leaky_relu":  # PT: PyTorch's LeakyReLU slope defaults to 0.01, Keras 3's to 0.3
         return nn.LeakyReLU(negative_slope=slope)
     return {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "linear": lambda: None,
-            "softmax": lambda: nn.Softmax(dim=1)}[name]()
+            "softmax": lambda: nn.Softmax(dim=1), "log_softmax": lambda: nn.LogSoftmax(dim=1)}[name]()
 
 
 def stack_layers(spec: Spec, seed: int, make_initializer, step, bn_class) -> list[tuple[str, nn.Module]]:

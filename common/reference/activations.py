@@ -72,6 +72,8 @@ def output(net: Network, z: np.ndarray) -> np.ndarray:
         return softmax(z)
     if name == "linear":
         return z.copy()
+    if name == "log_softmax":
+        return log_softmax(z)
     raise ValueError(f"network.output_activation: unknown {name!r}")
 
 
@@ -84,4 +86,6 @@ def output_backward(net: Network, p: np.ndarray, dp: np.ndarray) -> np.ndarray:
         return p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
     if name == "linear":
         return dp.copy()
+    if name == "log_softmax":  # p = log softmax(z): dz = dp - softmax(z) sum(dp)
+        return dp - np.exp(p) * np.sum(dp, axis=-1, keepdims=True)
     raise ValueError(f"network.output_activation: unknown {name!r}")

@@ -44,6 +44,8 @@ def per_example_loss(spec: Spec, z2: np.ndarray, p: np.ndarray, y: np.ndarray) -
             return -np.sum(t * A.log_softmax(z2), axis=-1)
         q = np.clip(p / np.sum(p, axis=-1, keepdims=True), loss.epsilon, 1.0 - loss.epsilon)
         return -np.sum(t * np.log(q), axis=-1)
+    if loss.name == "nll":  # p: the log-probabilities of a log_softmax output
+        return -np.sum(t * p, axis=-1)
     raise ValueError(f"loss.name: unknown {loss.name!r}")
 
 
@@ -64,7 +66,7 @@ def loss_gradient(spec: Spec, z2: np.ndarray, p: np.ndarray, y: np.ndarray) -> n
     t = one_hot(y, k)
     if loss.name == "binary_crossentropy" and loss.formula == "logits":
         return (A.sigmoid(z2) - t) / (n * k)
-    if loss.name == "categorical_crossentropy" and loss.formula == "logits":
+    if loss.name == "categorical_crossentropy" and loss.formula == "logits" or loss.name == "nll":
         return (A.softmax(z2) - t) / n
     if loss.name == "mse":
         dp = 2.0 * (p - t) / k

@@ -15,13 +15,13 @@ from parity_tests.harness.checks import (CONFIGS, STATS, WORST, assert_close, as
                                          register_config, rel_diff, scale_of, three_way, update_diff)
 from parity_tests.harness.data import batches, data_pool, gaussian_pool
 from parity_tests.harness.models import (FRAMEWORKS, build_pair, check_forward_and_gradients, devices,
-                                         frameworks_on, impl, logits)
+                                         frameworks_on, impl, kink_margin, logits)
 from parity_tests.harness.specs import params, replace, spec_id, with_dtype
 from parity_tests.harness.trajectory import GAUGE, framework_run, ref_epoch, ref_run, run_trajectory, split
 
 __all__ = ["CONFIGS", "FRAMEWORKS", "GAUGE", "STATS", "WORST", "assert_close", "assert_equal", "batches",
            "build_pair", "canonical_weights", "check_forward_and_gradients", "check_reported_losses", "devices",
-           "frameworks_on",
+           "frameworks_on", "kink_margin",
            "data_pool", "framework_run", "gaussian_pool", "impl", "logits", "params", "ref_run",
            "ref_epoch", "register_config", "rel_diff", "replace", "run_trajectory", "scale_of", "spec_id", "split", "three_way",
            "update_diff", "with_dtype"]

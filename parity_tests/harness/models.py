@@ -10,6 +10,8 @@ import pytest
 import frameworks
 from common import reference as ref
 from common.masks import step_masks
+from common.reference.network import forward as stack_forward
+from common.stack import walk
 from common.spec import Spec
 from parity_tests.harness.checks import assert_equal, check_reported_losses, three_way
 
@@ -75,3 +77,26 @@ def check_forward_and_gradients(spec: Spec, seed: int, x: np.ndarray, y: np.ndar
     three_way({k: v[1] for k, v in lg.items()}, dtype, "gradients", f"{what} gradients")
     for fw in models:  # loss_and_gradients leaves the weights (moving statistics too) alone
         assert_equal(impl(fw).get_weights(models[fw]), w, f"{what} {fw} weights after loss_and_gradients")
+
+
+def kink_margin(spec: Spec, w: dict, x: np.ndarray) -> float:
+    """How far the oracle's training pass on x stays from a kink, relative to each layer's scale:
+    the smallest |pre-activation| of a relu / leaky_relu layer, and the smallest nonzero gap
+    between a max-pool window's two largest inputs. Below float32's rounding (~1e-7) a float32
+    pass may take the kink's other side: a relu unit off instead of on, or the gradient of a pool
+    window sent to another input. Such a batch checks where the gradient jumps, not the mapping."""
+    walked = walk(spec.network)
+    c = stack_forward(w, spec, x, training=True, masks=step_masks(spec, BUILD_SEED, 0, len(x)))
+    margins = [np.inf]
+    for layer in walked[:-1]:
+        lay, rec = layer.layer, c[layer.name]
+        if getattr(lay, "activation", None) in ("relu", "leaky_relu"):
+            margins.append(np.abs(rec["pre"]).min() / np.abs(rec["pre"]).max())
+        if lay.type == "max_pool2d":
+            u, (ph, pw), (sh, sw) = rec["in"], lay.pool_size, lay.strides
+            oh, ow = rec["out"].shape[1:3]
+            windows = np.stack([u[:, i:i + sh * oh:sh, j:j + sw * ow:sw] for i in range(ph) for j in range(pw)], -1)
+            top = np.sort(windows, -1)[..., -2:]
+            gaps = top[..., 1] - top[..., 0]
+            margins.append(gaps[gaps > 0].min() / np.abs(u).max() if np.any(gaps > 0) else np.inf)
+    return float(min(margins))

@@ -93,10 +93,11 @@ def ref_epoch(spec: Spec, w: dict, x: np.ndarray, y: np.ndarray,
     order = epoch_permutation(spec.training.seed, epoch, n) if spec.training.shuffle else np.arange(n)
     rw, rs = {k: np.asarray(v, np.float64) for k, v in w.items()}, ref.init_state(spec, w)
     losses, hits = [], []
-    for i in range(0, n, bs):
+    for k, i in enumerate(range(0, n, bs)):
         rows = order[i:i + bs]
-        hits += list(ref.forward(rw, spec, x[rows], training=True)["p"].argmax(-1) == y[rows])
-        loss, rw, rs = ref.train_step(spec, rw, rs, x[rows], y[rows], epoch=epoch)
+        masks = step_masks(spec, BUILD_SEED, k, len(rows))  # the optimizer's k-th step from fresh state
+        hits += list(ref.forward(rw, spec, x[rows], training=True, masks=masks)["p"].argmax(-1) == y[rows])
+        loss, rw, rs = ref.train_step(spec, rw, rs, x[rows], y[rows], masks, epoch=epoch)
         losses += [loss] * len(rows)
     return rw, rs, np.array(losses), np.array(hits)
 

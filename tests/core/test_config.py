@@ -10,7 +10,7 @@ from common.spec import Initializer
 
 
 def test_presets_are_the_chapter_configurations():
-    assert preset_names() == ["conf1", "conf2", "conf3", "conf4", "conf5", "keras_convnet"]
+    assert preset_names() == ["conf1", "conf2", "conf3", "conf4", "conf5", "keras_convnet", "torch_mnist"]
     c1, c2, c3, c4, c5 = (load_spec(n) for n in preset_names()[:5])
     assert (c1.network.hidden_activation, c1.network.output_activation, c1.loss.name) == ("tanh", "sigmoid", "mse")
     assert c1.network.hidden_kernel_init == Initializer("uniform", -0.1, 0.1)

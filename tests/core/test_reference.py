@@ -27,12 +27,12 @@ BASE = Spec(network=ChapterMLP(hidden_units=H, leaky_relu_slope=0.2).network(), 
 # --- every combination of the design space that the gradient check covers ---
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu")
-OUTPUTS = ("sigmoid", "softmax", "linear")
-LOSSES = (("mse", "logits"),  # mse ignores the formula: one variant only
+OUTPUTS = ("sigmoid", "softmax", "linear", "log_softmax")
+LOSSES = (("mse", "logits"),  # mse and nll ignore the formula: one variant each
           ("binary_crossentropy", "logits"), ("binary_crossentropy", "clipped"),
-          ("categorical_crossentropy", "logits"), ("categorical_crossentropy", "clipped"))
+          ("categorical_crossentropy", "logits"), ("categorical_crossentropy", "clipped"), ("nll", "logits"))
 BN_MODES = ("none", "before_activation", "after_activation")
-SHORT = {"binary_crossentropy": "bce", "categorical_crossentropy": "cce", "mse": "mse",
+SHORT = {"binary_crossentropy": "bce", "categorical_crossentropy": "cce", "mse": "mse", "nll": "nll",
          "none": "bn_none", "before_activation": "bn_before", "after_activation": "bn_after"}
 
 
@@ -48,7 +48,7 @@ def _combinations() -> tuple[list, list[str]]:
     """pytest params (seed, spec) of the combinations validate accepts; ids of the rest."""
     valid, rejected = [], []
     for act, out, loss, bn in itertools.product(ACTIVATIONS, OUTPUTS, LOSSES, BN_MODES):
-        name = SHORT[loss[0]] + ("" if loss[0] == "mse" else "_" + loss[1])
+        name = SHORT[loss[0]] + ("" if loss[0] in ("mse", "nll") else "_" + loss[1])
         cid = f"{act}-{out}-{name}-{SHORT[bn]}"
         spec = make_spec(act, out, loss, bn)
         try:
@@ -64,11 +64,12 @@ VALID, REJECTED = _combinations()
 
 
 def test_combination_count():
-    """4 x 3 x 5 x 3 = 180 combinations; validate rejects the 72 that pair a linear
-    output with a cross-entropy (4 x 4 x 3 = 48) or a logits cross-entropy with the
-    other probability output (2 x 4 x 3 = 24); the other 108 are all checked."""
-    assert (len(VALID), len(REJECTED)) == (108, 72)
-    kinds = ("-linear-bce", "-linear-cce", "-sigmoid-cce_logits", "-softmax-bce_logits")
+    """4 x 4 x 6 x 3 = 288 combinations; validate rejects the 168 that pair a linear
+    output with a cross-entropy (4 x 4 x 3 = 48), a logits cross-entropy with the other
+    probability output (2 x 4 x 3 = 24), nll with another output than log_softmax (3 x 4 x 3 =
+    36) or log_softmax with another loss (5 x 4 x 3 = 60); the other 120 are all checked."""
+    assert (len(VALID), len(REJECTED)) == (120, 168)
+    kinds = ("-linear-bce", "-linear-cce", "-sigmoid-cce_logits", "-softmax-bce_logits", "-nll", "-log_softmax-")
     assert all(any(k in r for k in kinds) for r in REJECTED)
 
 
@@ -194,6 +195,7 @@ def _known(out: str, loss: tuple[str, str], expected: float):
     _known("sigmoid", ("mse", "logits"), 0.25),
     _known("softmax", ("mse", "logits"), (0.81 + 9 * 0.01) / 10),
     _known("linear", ("mse", "logits"), 0.1),
+    _known("log_softmax", ("nll", "logits"), math.log(10)),
 ])
 def test_loss_known_numbers(out: str, loss: tuple[str, str], expected: float):
     """Zero output weights give z2 = 0: uniform outputs with known losses, both via

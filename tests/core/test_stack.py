@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from common import spec as S
-from common.config import SpecError, load_spec, preset_names, replace, spec_from_dict, spec_to_dict, to_toml
+from common.config import (SpecError, load_spec, preset_names, replace, spec_from_dict, spec_to_dict, to_toml,
+                           validate)
 from common.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D
 from common.reference.init import fans
 from common.stack import layer_names, output_shape, walk, weight_shapes
@@ -21,10 +22,9 @@ OLD_FORM = Path(__file__).with_name("old_form")
 KERAS_CONVNET = S.Network(input_shape=(28, 28, 1), layers=(
     Conv2D(filters=32, activation="relu"), MaxPool2D(), Conv2D(filters=64, activation="relu"), MaxPool2D(),
     Flatten(), Dropout(rate=0.5), Dense(units=10, activation="softmax")))
-# (log_softmax + NLL, the PyTorch example's output, is written here as softmax + cross-entropy)
 TORCH_MNIST = S.Network(input_shape=(28, 28, 1), layers=(
     Conv2D(filters=32, activation="relu"), Conv2D(filters=64, activation="relu"), MaxPool2D(), Dropout(rate=0.25),
-    Flatten(), Dense(units=128, activation="relu"), Dropout(rate=0.5), Dense(units=10, activation="softmax")))
+    Flatten(), Dense(units=128, activation="relu"), Dropout(rate=0.5), Dense(units=10, activation="log_softmax")))
 
 
 def _bare(spec: S.Spec) -> S.Spec:
@@ -66,7 +66,7 @@ def test_short_form_paths_apply_together_in_any_order():
 
 
 @pytest.mark.parametrize("spec", [load_spec("conf3"), dataclasses.replace(load_spec("conf5"), network=KERAS_CONVNET),
-                                  dataclasses.replace(load_spec("conf5"), network=TORCH_MNIST)],
+                                  load_spec("torch_mnist")],
                          ids=["conf3", "keras-convnet", "torch-mnist"])
 def test_toml_and_dict_round_trip(spec, tmp_path):
     assert spec_from_dict(tomllib.loads(to_toml(spec))) == spec
@@ -102,6 +102,38 @@ def test_torch_mnist_shapes_and_parameter_count():
     assert sum(_size(s) for s in shapes.values()) == 1_199_882
     assert layer_names(TORCH_MNIST) == ["conv2d", "conv2d_1", "max_pool2d", "dropout", "flatten", "dense",
                                         "dropout_1", "dense_1"]
+
+
+def test_torch_mnist_preset_is_the_example():
+    """common/presets/torch_mnist.toml: the example's Net (its names), PyTorch's default initializers
+    written out (kernels and biases within +-1 / sqrt(fan_in), fan_in counting the kernel area),
+    log_softmax + NLL, Adadelta(lr=1.0) with PyTorch's rho and eps, StepLR(1, 0.7), batch 64,
+    14 epochs, seed 1, Normalize((0.1307,), (0.3081,)), no shuffle (the CPU loader's), the test set."""
+    spec = load_spec("torch_mnist")
+    plain = [dataclasses.replace(layer, name="", **{k: getattr(S.Dense(), k) for k in ("kernel_init", "bias_init")
+                                                    if hasattr(layer, k)}) for layer in spec.network.layers]
+    assert tuple(plain) == TORCH_MNIST.layers and spec.network.input_shape == (28, 28, 1)
+    assert layer_names(spec.network) == ["conv1", "conv2", "max_pool2d", "dropout1", "flatten", "fc1", "dropout2",
+                                         "fc2"]
+    for w in walk(spec.network):
+        if w.weights:
+            bound = 1 / fans(w.weights["kernel"])[0] ** 0.5
+            assert w.layer.kernel_init == w.layer.bias_init == S.Initializer("uniform", -bound, bound), w.name
+    assert spec.loss.name == "nll" and spec.optimizer == S.Adadelta(learning_rate=1.0, rho=0.9, epsilon=1e-6)
+    t = spec.training
+    assert (t.batch_size, t.epochs, t.seed, t.shuffle, t.input_divisor, t.standardize, t.input_mean, t.input_std,
+            t.evaluation, t.schedule) == (64, 14, 1, False, 255.0, False, 0.1307, 0.3081, "test", S.Schedule(1, 0.7))
+
+
+def test_log_softmax_goes_with_nll_only(tmp_path):
+    base = 'base = "torch_mnist"\n'
+    with pytest.raises(SpecError, match=r"loss.name: 'nll' takes the log-probabilities .* got loss.name = "
+                                        r"'categorical_crossentropy' with network.output_activation = 'log_softmax'"):
+        (tmp_path / "a.toml").write_text(base + '[loss]\nname = "categorical_crossentropy"\n')
+        load_spec(tmp_path / "a.toml")
+    net = S.Network(input_shape=(784,), layers=(Dense(units=12, activation="log_softmax"), TORCH_MNIST.layers[-1]))
+    with pytest.raises(SpecError, match=r"network.layers\[0\] \(dense\): log_softmax is an output activation"):
+        validate(replace(load_spec("torch_mnist"), network=net))
 
 
 def test_same_padding_and_strides_shapes():
