@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.defaults import fields_of
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "differences.md"
 
 # id -> (title, difference, keras, pytorch, twinbench mapping)
@@ -181,23 +183,14 @@ ENTRIES: dict[str, tuple[str, str, str, str, str]] = {
 }
 IDS = tuple(ENTRIES)
 
-# id -> the spec fields (dotted, "*" for any optimizer/initializer name) whose value the entry explains
-FIELDS: dict[str, tuple[str, ...]] = {
-    "adam-epsilon": ("optimizer.epsilon",),
-    "adam-epsilon-placement": ("optimizer.epsilon_convention",),
-    "rmsprop-epsilon-placement": ("optimizer.epsilon_placement",),
-    "adagrad-epsilon-placement": ("optimizer.epsilon_placement", "optimizer.epsilon"),
-    "adagrad-initial-accumulator": ("optimizer.initial_accumulator",),
-    "rmsprop-rho": ("optimizer.rho",),
-    "adadelta-defaults": ("optimizer.rho", "optimizer.epsilon"),
-    "bn-momentum": ("network.batch_norm.momentum",),
-    "bn-epsilon": ("network.batch_norm.epsilon",),
-    "bn-running-variance": ("network.batch_norm.running_variance",),
+# id -> the spec fields (dotted) whose value the entry explains: for a framework default, the
+# fields of its rows in common.defaults' table; for the other differences (formulas, layouts,
+# checks), listed here
+OTHER_FIELDS: dict[str, tuple[str, ...]] = {
     "bn-batch-size-1": ("training.batch_size",),
     "cce-clipping": ("loss.formula", "loss.epsilon"),
     "bce-clipping": ("loss.formula", "loss.epsilon"),
-    "leaky-relu-slope": ("network.leaky_relu_slope",),
-    "he-normal-truncation": ("network.hidden_kernel_init.truncated", "network.output_kernel_init.truncated"),
+    "adagrad-epsilon-placement": ("optimizer.epsilon_placement", "optimizer.epsilon"),
     "kernel-layout": (),
     "sgd-momentum-lr-change": ("optimizer.learning_rate", "training.schedule.gamma"),
     "keras-float32-hyperparameters": ("training.dtype",),
@@ -206,6 +199,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "lr-schedule-unit": ("training.schedule.step_epochs", "training.schedule.gamma"),
     "nll-log-softmax": ("loss.name", "network.output_activation"),
 }
+FIELDS: dict[str, tuple[str, ...]] = {i: tuple(dict.fromkeys(fields_of(i) + OTHER_FIELDS.get(i, ()))) for i in IDS}
 
 
 def entries_for(fields: list[str], optimizer: str | None = None) -> list[str]:

@@ -133,20 +133,11 @@ class Framework:
         """(dL/du, {canonical weight name: dL/dweight}) of layer `name` at input u, g = dL/d(output)."""
         raise NotImplementedError
 
-    # spec field -> this framework's own default, where the catalogue (common.catalogue) says it
-    # differs from another framework's; applied only where the field applies to the spec
-    OWN_DEFAULTS: dict[str, dict[str, object]] = {}
-
     def own_defaults(self, spec: Spec) -> Spec:
-        """The spec as a port written without twinbench gets it in this framework: every value
-        the catalogue lists as a framework default replaced by this framework's own (for the
-        optimizer the spec names, the initializers it uses, its batch norm and activation)."""
-        from common.config import replace
-        changes = {}
-        for scope, values in self.OWN_DEFAULTS.items():
-            if _applies(spec, scope):
-                changes.update({k: v for k, v in values.items() if _applies(spec, k)})
-        return replace(spec, **changes) if changes else spec
+        """The spec as a port written without twinbench gets it in this framework: every default
+        of common.defaults' table that applies to the spec set to this framework's own."""
+        from common.defaults import own_defaults
+        return own_defaults(spec, self.name)
 
     def reported_loss_dtype(self, dtype: str) -> str:
         """The dtype in which train_step/evaluate report the loss of a `dtype` run."""
@@ -155,21 +146,3 @@ class Framework:
     def use_optimizer(self, model, spec: Spec, make) -> None:
         """Give `model` another optimizer, `make(model)` (None: the spec's own, rebuilt)."""
         raise NotImplementedError
-
-
-def _applies(spec: Spec, key: str) -> bool:
-    """Whether a dotted field (or scope such as "optimizer=adam") is in use by the spec."""
-    if "=" in key:
-        field, value = key.split("=")
-        obj = spec
-        for part in field.split("."):
-            obj = getattr(obj, part)
-        return obj == value
-    if key.endswith(".truncated"):
-        init = key.rsplit(".", 1)[0].split(".")[-1]
-        return getattr(spec.network, init).name in ("he_normal", "glorot_normal")
-    if key.startswith("network.batch_norm."):
-        return spec.network.batch_norm.mode != "none"
-    if key == "network.leaky_relu_slope":
-        return spec.network.hidden_activation == "leaky_relu"
-    return True

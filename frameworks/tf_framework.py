@@ -60,17 +60,6 @@ def _tensorflow():
 class TensorFlow(Framework):
     name, title, package = "tf", "TensorFlow / Keras 3", "tf_impl"
     requires = ("tensorflow", "keras")
-    OWN_DEFAULTS = {  # keras.optimizers / keras.layers defaults (docs/differences.md)
-        "optimizer.name=adam": {"optimizer.epsilon": 1e-7, "optimizer.epsilon_convention": "keras"},
-        "optimizer.name=rmsprop": {"optimizer.rho": 0.9, "optimizer.epsilon": 1e-7,
-                                   "optimizer.epsilon_placement": "inside_sqrt"},
-        "optimizer.name=adagrad": {"optimizer.epsilon": 1e-7, "optimizer.epsilon_placement": "inside_sqrt",
-                                   "optimizer.initial_accumulator": 0.1},
-        "optimizer.name=adadelta": {"optimizer.rho": 0.95, "optimizer.epsilon": 1e-7},
-        "network": {"network.hidden_kernel_init.truncated": True, "network.output_kernel_init.truncated": True,
-                    "network.batch_norm.momentum": 0.99, "network.batch_norm.epsilon": 1e-3,
-                    "network.batch_norm.running_variance": "biased", "network.leaky_relu_slope": 0.3},
-    }
 
     def book(self):
         _tensorflow()  # first, with its start-up logging held back

@@ -12,17 +12,6 @@ from frameworks.base import Framework
 class PyTorch(Framework):
     name, title, package = "torch", "PyTorch", "torch_impl"
     requires = ("torch",)
-    OWN_DEFAULTS = {  # torch.optim / torch.nn defaults (docs/differences.md)
-        "optimizer.name=adam": {"optimizer.epsilon": 1e-8, "optimizer.epsilon_convention": "paper"},
-        "optimizer.name=rmsprop": {"optimizer.rho": 0.99, "optimizer.epsilon": 1e-8,
-                                   "optimizer.epsilon_placement": "outside_sqrt"},
-        "optimizer.name=adagrad": {"optimizer.epsilon": 1e-10, "optimizer.epsilon_placement": "outside_sqrt",
-                                   "optimizer.initial_accumulator": 0.0},
-        "optimizer.name=adadelta": {"optimizer.rho": 0.9, "optimizer.epsilon": 1e-6},
-        "network": {"network.hidden_kernel_init.truncated": False, "network.output_kernel_init.truncated": False,
-                    "network.batch_norm.momentum": 0.9, "network.batch_norm.epsilon": 1e-5,
-                    "network.batch_norm.running_variance": "unbiased", "network.leaky_relu_slope": 0.01},
-    }
 
     def book(self):
         import torch_impl

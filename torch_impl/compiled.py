@@ -42,16 +42,24 @@ def tiers(model: torch.nn.Module, spec: Spec, n_examples: int) -> list[Tier]:
         return lambda: epoch_of(check(_step.make_loop(how, spec, trace(), device)))
 
     def unless(applies: bool, what: str) -> Callable[[], str | None]:
-        return lambda: decays or _unless(applies, what)
-    # PT: the traced step holds the optimizer's rate as a constant; StepLR changes it between epochs
-    decays = "a learning rate that decays (training.schedule)" if spec.training.schedule.gamma != 1.0 else None
+        return lambda: held or _unless(applies, what)
+    held = _held_constant(spec)
     cpu_loop = device == "cpu" and hasattr(torch, "while_loop")  # PT: public from torch 2.5 (README's table)
     return [Tier("tuned", lambda: epoch_of(_tuned.build(model, spec, n_examples, trace, check)),
-                 lambda: decays or _tuned.unavailable(device), TRACE),
+                 lambda: held or _tuned.unavailable(device), TRACE),
             Tier("loop", public("loop"), unless(cpu_loop, "a CPU loop on torch.while_loop"), TRACE),
             Tier("graphs", public("graphs"), unless(device == "cuda", "CUDA graphs"), TRACE),
             Tier("step", public("step"), unless(True, ""), TRACE), Tier("eager", public("eager"), unless(True, ""), TRACE),
             Tier("book", lambda: book_epoch(model, spec, n_examples))]
+
+
+def _held_constant(spec: Spec) -> str | None:
+    """Why the traced step cannot serve this spec: it holds as constants what the book's step
+    reads anew each step or epoch (StepLR's rate; the step count of the shared dropout masks, and
+    an image's shape, for any stack but the chapter's MLP: not traced yet, issue 31, step 7)."""
+    if spec.network.chapter_mlp is None:
+        return "a layer stack other than the chapter's MLP (the traced step is the MLP's so far)"
+    return "a learning rate that decays (training.schedule)" if spec.training.schedule.gamma != 1.0 else None
 
 
 def _unless(applies: bool, what: str) -> str | None:

@@ -162,6 +162,8 @@ def _fit(api, model, spec: Spec, variant: str, data: tuple, epochs: int, history
     def on_epoch(row: dict) -> None:
         if "tier" in row:  # a fast fit's first epoch says which tier built it (common.tiers)
             record.data.setdefault("environment", {})["tier"] = row["tier"]
+            if row["tier"] == "book":
+                say("fast: no compiled tier serves this spec here; each batch runs the book's step (tier 'book')")
         history.append(row)
         record.add(row)
         if save_path:

@@ -58,6 +58,16 @@ def test_defaults_arm_runs_only_where_the_defaults_differ(tmp_path):
     assert own[0].spec.network.hidden_kernel_init.truncated is False
 
 
+def test_defaults_arm_of_a_convnet_takes_the_optimizers_defaults_only():
+    """A stack's layers have no entry in the own-defaults table yet: a convnet's defaults arm
+    changes its optimizer only (keras_convnet in PyTorch: Adam's epsilon 1e-8 in the paper's form)."""
+    tasks = plan.plan(plan.load_specs(["keras_convnet"]), ["tf", "torch"], [1], ["mapped", "defaults"], "fast")
+    own = [t for t in tasks if t.arm == "defaults"]
+    assert [(t.label, t.framework) for t in own] == [("keras_convnet", "torch")]
+    assert own[0].spec.network == load_spec("keras_convnet").network
+    assert (own[0].spec.optimizer.epsilon, own[0].spec.optimizer.epsilon_convention) == (1e-8, "paper")
+
+
 def test_kfold_arm_plans_one_run_per_fold_on_its_split():
     specs = plan.load_specs(["conf5"])
     tasks = plan.plan(specs, ["tf"], [1], ["kfold"], "fast", epochs=1, k_folds=3, train_examples=900)
