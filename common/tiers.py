@@ -11,12 +11,10 @@ compiler and does not fail.
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
-TUNED_ENV = "TWINBENCH_TUNED"  # "0": never use a tuned tier (the public tiers only)
 
 
 class Unmet(Exception):
@@ -35,11 +33,6 @@ class Tier:
     build: Callable[[], object]
     unavailable: Callable[[], str | None] = lambda: None  # why it does not apply here, or None
     needs: frozenset = field(default_factory=frozenset)  # prerequisites (see Unmet)
-
-
-def tuned_switched_off() -> str | None:
-    """Why tuned tiers are off ($TWINBENCH_TUNED=0), or None."""
-    return f"{TUNED_ENV}=0" if os.environ.get(TUNED_ENV, "").strip() == "0" else None
 
 
 def first_working(tiers: list[Tier], who: str) -> tuple[object, str]:

@@ -184,16 +184,30 @@ def test_tf_a_failing_tier_drops_to_the_next(broken: str, want: str, monkeypatch
 
 
 def test_torch_tuned_tier_runs_only_where_allow_listed(monkeypatch, tmp_path):
-    """Outside the allow-list (another torch release) or with TWINBENCH_TUNED=0 the tuned tier
-    is passed over without a word, and the public tier builds the epoch."""
+    """Outside the allow-list (another torch release) the tuned tier is passed over with one
+    warning a process, and the public tier builds the epoch; with TWINBENCH_TUNED=0 without a word."""
     import torch_impl.fast as fast
     from torch_impl import _tuned
     monkeypatch.setattr(fast, "_LOOPS", {})
+    monkeypatch.setattr(_tuned, "_said", set())
     monkeypatch.setattr(_tuned, "TESTED", ("0.0.0",))  # as on a torch release nobody tested it on
+    def built(preset: str, n: int) -> tuple[str, list[str]]:
+        monkeypatch.setattr(fast, "_LOOPS", {})
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            run = fast.compile_epoch(H.impl("torch").build_model(load_spec(preset), seed=1), load_spec(preset), n)
+        return run.tier, [str(w.message) for w in said if "torch_impl." in str(w.message)]
+    tier, said = built("conf1", 12)
+    assert tier == public_torch_tier() and len(said) == 1 and "allow-list (0.0.0)" in said[0], said
+    tier, said = built("conf5", 64)
+    assert tier == public_torch_tier() and said == []  # said once already
     assert "not in the tuned tier's allow-list (0.0.0)" in _tuned.unavailable("cpu")
-    run, said = _built_with_warnings("torch", load_spec("conf1"), 12)
-    assert run.tier == public_torch_tier() and said == []
     assert _tuned.unavailable("cuda") == "the tuned tier compiles for the CPU"
+    monkeypatch.setattr(_tuned, "TESTED", (__import__("torch").__version__.split("+")[0],))
+    monkeypatch.setenv(_tuned.TUNED_ENV, "0")
+    assert _tuned.unavailable("cpu") == "TWINBENCH_TUNED=0"
+    monkeypatch.setenv(_tuned.TUNED_ENV, "1")
+    assert _tuned.unavailable("cpu") is None
 
 
 def test_torch_cuda_graphs_loop_runs_on_cpu_and_under_no_grad():

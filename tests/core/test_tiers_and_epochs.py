@@ -12,7 +12,7 @@ from common.config import load_spec
 from common.epochs import epoch_order, fit_epochs
 from common.history import Diverged
 from common.selfcheck import After, check_data, disagreement
-from common.tiers import TUNED_ENV, Tier, Unmet, first_working, tuned_switched_off
+from common.tiers import Tier, Unmet, first_working
 
 
 def _fails(message: str):
@@ -54,10 +54,6 @@ def test_no_tier_left_is_an_error_naming_them(monkeypatch) -> None:
         warnings.simplefilter("ignore")
         with pytest.raises(RuntimeError, match="no tier could build the epoch .a, b."):
             first_working([Tier("a", _fails("x")), Tier("b", _fails("y"))], "who")
-    monkeypatch.setenv(TUNED_ENV, "0")
-    assert tuned_switched_off() == "TWINBENCH_TUNED=0"
-    monkeypatch.setenv(TUNED_ENV, "1")
-    assert tuned_switched_off() is None
 
 
 def _fit(prepare=None, losses=(0.5, 0.25), initial_epoch=0, epochs=None):

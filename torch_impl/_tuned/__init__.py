@@ -8,6 +8,7 @@ bench/README.md says what it buys.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Callable
 
 import torch
@@ -16,7 +17,6 @@ from common.config import step_key
 from common.environment import compile_cache_dir
 from common.selfcheck import check_data
 from common.spec import Spec
-from common.tiers import tuned_switched_off
 from torch_impl import _step
 from torch_impl._tuned import saved
 from torch_impl._tuned.inductor import KEPT, O2, SEPARATE
@@ -24,6 +24,13 @@ from torch_impl.losses import one_hot
 from torch_impl.training import as_inputs
 
 TESTED = ("2.13.0",)  # the allow-list: torch releases whose internals this tier was written and tested for
+TUNED_ENV = "TWINBENCH_TUNED"  # "0": never use the tuned tier (the public tiers only)
+_said: set[str] = set()  # the releases outside the allow-list already warned about (once a process)
+
+
+def switched_off() -> str | None:
+    """Why the tuned tier is off ($TWINBENCH_TUNED=0), or None."""
+    return f"{TUNED_ENV}=0" if os.environ.get(TUNED_ENV, "").strip() == "0" else None
 
 
 def unavailable(device: str) -> str | None:
@@ -32,8 +39,13 @@ def unavailable(device: str) -> str | None:
     if device != "cpu":
         return "the tuned tier compiles for the CPU"
     if release not in TESTED:
-        return f"torch {release} is not in the tuned tier's allow-list ({', '.join(TESTED)})"
-    return tuned_switched_off()
+        reason = f"torch {release} is not in the tuned tier's allow-list ({', '.join(TESTED)})"
+        if release not in _said and not switched_off():  # once a process: the public tiers are slower here
+            _said.add(release)
+            warnings.warn(f"torch_impl._tuned: {reason}; the public tiers build the fast epoch (bench/README.md,"
+                          f" \"Tiers\", says what the tuned tier buys)", RuntimeWarning, stacklevel=2)
+        return reason
+    return switched_off()
 
 
 def options() -> dict:
