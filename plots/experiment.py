@@ -26,8 +26,9 @@ def experiment_figure(summary: dict, title: str = ""):
         _panel(ax, row, summary["frameworks"], _chapter_comparable(summary))
     for ax in panels[len(specs):]:
         ax.set_visible(False)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("test accuracy")
+    held = all(row.get("evaluation") == "validation_split" for row in specs)
+    for ax in axes[:, 0]:  # a spec that evaluates on a held-out split of its training images says so
+        ax.set_ylabel("validation accuracy" if held else "test accuracy")
     legend_outside(fig, panels[:len(specs)])
     width = int(fig.get_figwidth() * 14)  # characters of 10-point text across the figure
     fig.suptitle("\n".join(wrap(t, width) for t in (title, size_note(summary), _printout_note(summary)) if t),

@@ -64,7 +64,9 @@ def main(args) -> int | None:
     text = summary.table(result)
     small = size_note(result)
     write_text(out / "summary.md", f"# twinbench experiment\n\n{small + chr(10) + chr(10) if small else ''}{text}\n")
-    plot_experiment(result, out / "curves.png", title=f"test accuracy over seeds ({args.variant} variants)")
+    held = all(r.get("evaluation") == "validation_split" for r in result["specs"])
+    plot_experiment(result, out / "curves.png",
+                    title=f"{'validation' if held else 'test'} accuracy over seeds ({args.variant} variants)")
     print(text)
     print(f"\n{plural(counts['ran'], 'run')} made, {counts['skipped']} already done, {counts['failed']} failed; "
           f"{wall:.0f} s; written: {out}/summary.md, summary.json, curves.png, runs/*.json")

@@ -70,10 +70,15 @@ def chapter_check(label: str, bands: dict, train_bands: dict | None = None) -> d
     return out
 
 
+def _spec_field(g: dict, label: str, names, read) -> str:
+    """read(the spec as the mapped runs recorded it), or '' when no run recorded one."""
+    return next((read(r["settings"]["spec"]) for fw in names for r in g.get(("mapped", label, fw), {}).values()
+                 if r.get("settings", {}).get("spec")), "")
+
+
 def _description(g: dict, label: str, names) -> str:
     """The spec's description as its mapped runs recorded it ('' when no run has it)."""
-    return next((r["settings"]["spec"].get("description") or "" for fw in names
-                 for r in g.get(("mapped", label, fw), {}).values() if r.get("settings", {}).get("spec")), "")
+    return _spec_field(g, label, names, lambda s: s.get("description") or "")
 
 
 def summarize(records: list[dict], specs: list[str]) -> dict:
@@ -83,7 +88,8 @@ def summarize(records: list[dict], specs: list[str]) -> dict:
     rows = []
     for label in specs:
         row = {"spec": label, "description": _description(g, label, names), "frameworks": {}, "defaults": {},
-               "kfold": {}, "optimizers": {}}
+               "kfold": {}, "optimizers": {},
+               "evaluation": _spec_field(g, label, names, lambda s: s.get("training", {}).get("evaluation", "test"))}
         finals = {}
         for fw in names:
             runs = g.get(("mapped", label, fw), {})
@@ -151,6 +157,10 @@ def table(summary: dict, fmt: str = "github") -> str:
     text += ("\n\nThe frameworks are called equivalent on a spec when the mean of the paired differences (seed by seed: the "
              f"same start and order in both) lies within ±{100 * summary['margin']:.1f} points with 95% confidence "
              "(two one-sided tests, TOST; the p column is theirs).")
+    held = [r["spec"] for r in summary["specs"] if r.get("evaluation") == "validation_split"]
+    if held:
+        text += (f" For {', '.join(held)} the accuracy is on the images held out of its training set"
+                 " (training.evaluation = validation_split, as its source reports), not the 10,000 test images.")
     ran = [[r["spec"], *(r.get("optimizers", {}).get(fw) or "not recorded (a run of twinbench before 0.3)"
                          for fw in (a, b))] for r in summary["specs"]]
     text += "\n\nThe optimizer each framework ran (its own class, or twinbench's spec rule where it has none):\n\n" + \
