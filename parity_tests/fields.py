@@ -3,7 +3,8 @@ common.spec, so a field added later is probed without editing anything here), ea
 value that differs from the spec's default and from every framework's installed default, in a
 context where the field matters (e.g. the leaky ReLU slope with a leaky ReLU). The network is
 probed through the chapter MLP's short form (network.hidden_units, network.batch_norm.mode, ...):
-the probes train that MLP; the convnet layers' fields are not probed yet (issue 31, step 6).
+the probes train that MLP; every layer type's fields are probed on a small convnet by
+parity_tests/test_fields_layers.py.
 
 UNPROBED lists, in one place, the fields no probe checks, each with the reason: those that
 cannot change what a training step computes from given weights and batches, and the one a

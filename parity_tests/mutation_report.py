@@ -31,12 +31,13 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 ALIVE = ("survived", "no tests")  # what counts as a survivor
 # --files: the files a run covers (each mutant of the fast paths compiles a loop: they have a run of their own)
 MAPPING = ("tf_impl/losses.py", "tf_impl/model.py", "tf_impl/optimizers.py", "tf_impl/training.py",
-           "torch_impl/losses.py", "torch_impl/model.py", "torch_impl/optimizers.py", "torch_impl/training.py")
+           "torch_impl/losses.py", "torch_impl/model.py", "torch_impl/optimizers.py", "torch_impl/training.py",
+           "tf_impl/stack.py", "torch_impl/stack.py")
 FAST = ("tf_impl/compiled.py", "tf_impl/fast.py", "torch_impl/compiled.py", "torch_impl/fast.py", "torch_impl/_step.py",
         "torch_impl/_graphs.py", "torch_impl/_tuned/__init__.py", "torch_impl/_tuned/saved.py",
         "torch_impl/_tuned/inductor.py")
 FILES = {"mapping": MAPPING, "fast": FAST}
-SCOPE = {"mapping": "the mapping code (model, losses, optimizers, training)",
+SCOPE = {"mapping": "the mapping code (model, stack, losses, optimizers, training)",
          "fast": "the fast paths (tf_impl and torch_impl fast.py and compiled.py, torch_impl/_step.py, "
                  "_graphs.py and the tuned tier torch_impl/_tuned/)"}
 # survivor (mutant name, or the function's name prefix) -> why a test cannot or need not kill it
