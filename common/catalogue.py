@@ -31,9 +31,9 @@ ENTRIES: dict[str, tuple[str, str, str, str, str]] = {
         "the other (`tf_impl/optimizers.py` PaperAdam, `torch_impl/optimizers.py` SpecOptimizer `_adam`)."),
     "rmsprop-epsilon-placement": (
         "RMSprop epsilon placement",
-        "Keras adds epsilon inside the square root, PyTorch outside.",
-        "`w -= lr * g / sqrt(v + eps)`",
-        "`w -= lr * g / (sqrt(v) + eps)`",
+        "Keras adds epsilon inside the square root, PyTorch outside (and defaults it to 1e-8).",
+        "`w -= lr * g / sqrt(v + eps)`, eps 1e-7",
+        "`w -= lr * g / (sqrt(v) + eps)`, eps 1e-8",
         "`optimizer.epsilon_placement`: each framework's own RMSprop for its own placement; a spec rule for the "
         "other (`tf_impl/optimizers.py` OutsideSqrtRMSprop, `torch_impl/optimizers.py` SpecOptimizer `_rmsprop`)."),
     "adagrad-epsilon-placement": (

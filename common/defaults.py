@@ -21,7 +21,7 @@ class Default:
 
     def value(self, framework: str) -> object:
         """This framework's default ("tf" or "torch")."""
-        return self.keras if framework == "tf" else self.torch
+        return {"tf": self.keras, "torch": self.torch}[framework]
 
 
 TABLE: tuple[Default, ...] = (

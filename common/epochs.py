@@ -26,6 +26,16 @@ def epoch_order(spec: Spec, epoch: int, n: int) -> np.ndarray:
     return epoch_permutation(spec.training.seed, epoch, n) if spec.training.shuffle else np.arange(n)
 
 
+def check_start(steps_taken: int, per_epoch: int, initial_epoch: int) -> None:
+    """ValueError unless the optimizer's steps are initial_epoch whole epochs: a decaying rate is
+    each framework's own schedule (Keras counts steps, StepLR the epochs it is stepped), and the two
+    agree only where a fit starts at the epoch its optimizer state is in."""
+    if steps_taken != initial_epoch * per_epoch:
+        raise ValueError(f"fit: initial_epoch {initial_epoch}, but the optimizer has taken {steps_taken} steps"
+                         f" ({per_epoch} an epoch); with a decaying rate (training.schedule) a fit starts where its"
+                         f" optimizer state is: pass initial_epoch={steps_taken / per_epoch:g}, or a fresh model")
+
+
 def fit_epochs(spec: Spec, n: int, train_epoch: Callable[[np.ndarray, object], tuple[float, float]],
                evaluate: Callable[[], tuple[float, float]], epochs: int | None = None, initial_epoch: int = 0,
                on_epoch: Callable[[dict], None] | None = None, progress=None,

@@ -262,7 +262,8 @@ OPTIMIZERS = {cls.name: cls for cls in (SGD, Adagrad, RMSprop, Adam, Adadelta)} 
 class Schedule:
     """The learning rate of epoch e (0-based): optimizer.learning_rate * gamma ** (e // step_epochs),
     constant within an epoch; gamma 1 (the default) keeps it constant. PyTorch's
-    StepLR(step_size=step_epochs, gamma) stepped after each epoch computes this; so does Keras's
+    StepLR(step_size=step_epochs, gamma) stepped after each epoch computes this (to rounding: it
+    multiplies by gamma once a period, the power taken here may differ in the last bit); so does Keras's
     ExponentialDecay(decay_steps=step_epochs x the epoch's steps, decay_rate=gamma, staircase=True),
     which counts optimizer steps."""
 

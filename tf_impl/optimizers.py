@@ -12,6 +12,7 @@ from keras import ops
 
 from common import canonical
 from common.config import optimizer_form
+from common.epochs import check_start
 from common.spec import Spec
 
 # --- section: update_rules ---
@@ -128,10 +129,12 @@ def use_schedule(model: keras.Model, spec: Spec, n_examples: int, initial_epoch:
     s, o = spec.training.schedule, spec.optimizer
     if s.gamma == 1.0:
         return
-    c = np.float64 if spec.training.dtype == "float64" else float  # TF: a float would compute in float32
-    steps = s.step_epochs * -(-n_examples // spec.training.batch_size)
+    per_epoch = -(-n_examples // spec.training.batch_size)
+    check_start(int(model.optimizer.iterations.numpy()), per_epoch, initial_epoch)
+    # TF: float64 scalars, so that the rate is computed as the oracle's and cast to the weights' dtype at use
     model.optimizer.learning_rate = keras.optimizers.schedules.ExponentialDecay(
-        c(o.learning_rate), decay_steps=steps, decay_rate=c(s.gamma), staircase=True)
+        np.float64(o.learning_rate), decay_steps=s.step_epochs * per_epoch, decay_rate=np.float64(s.gamma),
+        staircase=True)
 
 
 # --- section: get_optimizer_state ---

@@ -18,6 +18,7 @@ from torch.optim.lr_scheduler import StepLR
 
 from common import canonical
 from common.config import optimizer_form
+from common.epochs import check_start
 from common.spec import Adagrad, Adam, RMSprop, Spec
 from torch_impl.stack import from_canonical, to_canonical
 
@@ -171,6 +172,7 @@ def use_schedule(model: torch.nn.Module, spec: Spec, n_examples: int, initial_ep
     s = spec.training.schedule
     if s.gamma == 1.0:
         return None
+    check_start(model.steps_taken, -(-n_examples // spec.training.batch_size), initial_epoch)
     for group in model.optimizer.param_groups:
         group["lr"] = spec.optimizer.learning_rate
         group.pop("initial_lr", None)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import frameworks
-from common import checkpoint, interrupts
+from common import canonical, checkpoint, interrupts
 from common.environment import load_average, usable_cores
 from common.text import plural
 from common.config import SpecError, spec_to_dict
@@ -108,6 +108,10 @@ def resume_point(path: str, name: str, spec: Spec, variant: str) -> tuple[dict, 
             raise SpecError(f"--resume: {path} was saved by {key} {meta.get(key)!r}, not {value!r}")
     if "optimizer_state" not in meta:
         raise SpecError(f"--resume: {path} holds no optimizer state (saved by an older twinbench)")
+    missing = sorted(set(canonical.state_names(spec)) - set(meta["optimizer_state"]))
+    if missing:  # e.g. `step`, kept since 2026-12-08 for dropout masks and decaying rates
+        raise SpecError(f"--resume: {path} holds no optimizer state entries {', '.join(missing)} (saved by an older"
+                        " twinbench, which did not keep them for this spec); train again without --resume")
     return weights, meta["optimizer_state"], list(meta.get("history", []))
 
 

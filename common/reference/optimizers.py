@@ -19,7 +19,7 @@ Slots = dict[str, np.ndarray]
 
 def init_state(spec: Spec, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Fresh optimizer state: zeros everywhere, except Adagrad's accumulator
-    (initial_accumulator) and Adam's step (0)."""
+    (initial_accumulator); the step count (0) where the spec keeps one (canonical.counts_steps)."""
     state = {}
     for name in state_names(spec):
         if name == "step":

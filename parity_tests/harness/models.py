@@ -91,7 +91,8 @@ def kink_margin(spec: Spec, w: dict, x: np.ndarray) -> float:
     for layer in walked[:-1]:
         lay, rec = layer.layer, c[layer.name]
         if getattr(lay, "activation", None) in ("relu", "leaky_relu"):
-            margins.append(np.abs(rec["pre"]).min() / np.abs(rec["pre"]).max())
+            pre = np.abs(rec["pre"])  # an exact zero (a zero input and bias) is computed exactly everywhere
+            margins.append(pre[pre > 0].min() / pre.max() if np.any(pre > 0) else np.inf)
         if lay.type == "max_pool2d":
             u, (ph, pw), (sh, sw) = rec["in"], lay.pool_size, lay.strides
             oh, ow = rec["out"].shape[1:3]

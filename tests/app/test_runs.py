@@ -113,3 +113,18 @@ def test_derived_spec_describes_its_own_values(tmp_path, capsys):
     assert main(["config", "show", str(spec)]) == 0
     description = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("description"))
     assert "SGD lr 1e+30" in description and "Adam" not in description and "batch 64" in description
+
+
+def test_resume_names_state_an_older_checkpoint_lacks(monkeypatch):
+    """A checkpoint of a dropout spec written before the optimizer state kept `step` for it: --resume
+    names the missing entry instead of failing inside the framework."""
+    from common import canonical
+    from common.config import SpecError, load_spec
+    from twinbench import run
+    spec = load_spec("torch_mnist")
+    state = {n: 0 for n in canonical.state_names(spec) if n != "step"}
+    monkeypatch.setattr(run.checkpoint, "load", lambda path: (spec, {}, {"framework": "tf", "variant": "book",
+                                                                         "optimizer_state": state}))
+    monkeypatch.setattr(run.checkpoint, "differences", lambda a, b: [])
+    with pytest.raises(SpecError, match=r"--resume: old.npz holds no optimizer state entries step \(saved by an older"):
+        run.resume_point("old.npz", "tf", spec, "book")
