@@ -19,7 +19,9 @@ from common.compare import compare_sets
 from common.config import replace
 from common.tolerances import tol
 from parity_tests import fields as F
+from common.masks import step_masks
 from parity_tests import harness as H
+from parity_tests.harness.models import BUILD_SEED
 from parity_tests.distributions import problems
 
 PROBES = F.probes()
@@ -63,10 +65,10 @@ def _oracle(spec, x, y) -> dict:
     """What the oracle computes from the probe's start: logits, loss, gradients, three steps."""
     w = H.canonical_weights(spec, SEED)
     out = {"logits": ref.forward(w, spec, x, training=False)["z2"]}
-    out["loss"], out["grads"] = ref.loss_and_gradients(w, spec, x, y)
+    out["loss"], out["grads"] = ref.loss_and_gradients(w, spec, x, y, step_masks(spec, BUILD_SEED, 0, len(x)))
     rw, rs = {k: v.astype(np.float64) for k, v in w.items()}, ref.init_state(spec, w)
-    for bx, by in H.batches(spec.training.batch_size, STEPS, SEED):
-        _, rw, rs = ref.train_step(spec, rw, rs, bx, by)
+    for k, (bx, by) in enumerate(H.batches(spec.training.batch_size, STEPS, SEED)):  # masks: a stack's dropout
+        _, rw, rs = ref.train_step(spec, rw, rs, bx, by, step_masks(spec, BUILD_SEED, k, len(bx)))
     out["weights"], out["state"] = rw, {k: v for k, v in rs.items() if k != "step"}
     return out
 

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 
-from common import reference as ref
-from common.compare import compare_sets
 from common.config import load_spec, validate
 from common.layers import LAYERS, Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPool2D
-from common.masks import step_masks
 from common.spec import Network
-from common.tolerances import tol
 from parity_tests import harness as H
-from parity_tests.harness.models import BUILD_SEED
+from parity_tests.test_fields import STEPS, SEED, _sensitivity
 
 STACK = (Conv2D(filters=3, activation="relu"), BatchNormalization(momentum=0.9), MaxPool2D(),
          Conv2D(filters=4, activation="tanh"), Activation(activation="sigmoid"), Flatten(), Dropout(rate=0.25),
@@ -37,7 +32,6 @@ VALUES = {"filters": 5, "units": 7, "kernel_size": (2, 3), "strides": (2, 1), "p
           "padding": "same", "leaky_relu_slope": 0.37, "rate": 0.53, "momentum": 0.53, "epsilon": 0.37,
           "running_variance": "unbiased"}
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "leaky_relu", "softmax")  # log_softmax: the last layer's only
-STEPS, SEED = 3, 5
 
 
 def _probes() -> list:
@@ -69,29 +63,6 @@ def _spec(index: int, layer):
     spec = H.replace(BASE, network=Network(input_shape=(28, 28, 1), layers=STACK[:index] + (layer,) + STACK[index + 1:]))
     validate(spec)
     return spec
-
-
-def _oracle(spec, x, y) -> dict:
-    w = H.canonical_weights(spec, SEED)
-    out = {"logits": ref.forward(w, spec, x, training=False)["z2"]}
-    out["loss"], out["grads"] = ref.loss_and_gradients(w, spec, x, y, step_masks(spec, BUILD_SEED, 0, len(x)))
-    rw, rs = {k: v.astype(np.float64) for k, v in w.items()}, ref.init_state(spec, w)
-    for k, (bx, by) in enumerate(H.batches(spec.training.batch_size, STEPS, SEED)):
-        _, rw, rs = ref.train_step(spec, rw, rs, bx, by, step_masks(spec, BUILD_SEED, k, len(bx)))
-    out["weights"] = rw
-    return out
-
-
-def _sensitivity(spec, default_spec) -> float:
-    (x, y), = H.batches(spec.training.batch_size, 1, SEED + 1)
-    a, b = _oracle(spec, x, y), _oracle(default_spec, x, y)
-    worst = 0.0
-    for key in a:
-        va, vb = (a[key], b[key]) if isinstance(a[key], dict) else ({"v": a[key]}, {"v": b[key]})
-        if sorted(va) != sorted(vb) or any(np.shape(va[k]) != np.shape(vb[k]) for k in va):
-            return float("inf")  # other tensors altogether
-        worst = max(worst, compare_sets(va, vb, tol("float64", "trajectory"))[0].ratio)
-    return worst
 
 
 def test_every_layer_field_is_probed_or_listed():
