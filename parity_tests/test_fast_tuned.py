@@ -270,3 +270,34 @@ def test_saved_loops_are_keyed_by_the_cpus_flags(monkeypatch: pytest.MonkeyPatch
         assert saved.key("step", 60_000) != here
     finally:
         saved._sources_hash.cache_clear()
+
+
+def test_saved_loops_of_a_seeded_process_are_its_own(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A process that seeds Python's `random` (keras.utils.set_random_seed does) compiles each
+    loop to its own code: torch 2.13's aot_compile keys AOTAutograd's cache by a nonce drawn from
+    that generator, so the same seed drew the same key for two loops, and the second loaded the
+    first's compiled graph (another spec's shapes). The caller's sequence is left as it was."""
+    import random
+
+    import torch_impl.fast as fast
+    for i, spec in enumerate((H.replace(load_spec("conf5"), **{"training.batch_size": 16}), load_spec("conf5"))):
+        monkeypatch.setenv("TWINBENCH_COMPILE_CACHE", str(tmp_path / str(i)))  # nothing saved: both compile
+        monkeypatch.setattr(fast, "_LOOPS", {})
+        random.seed(0)
+        assert fast.compile_epoch(H.impl("torch").build_model(spec, seed=1), spec, 64 * 5).tier == "tuned"
+        assert random.random() == random.Random(0).random()
+
+
+def test_a_loop_that_fails_its_self_check_is_not_saved(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A loop compiled now is saved for later processes only once it passed the self-check; one
+    that failed it leaves nothing for them to load (its traced step is kept: it is the book's)."""
+    from torch_impl import _step, _tuned
+    monkeypatch.setenv("TWINBENCH_COMPILE_CACHE", str(tmp_path))
+    spec = load_spec("conf5")
+    model = H.impl("torch").build_model(spec, seed=1)
+
+    def refuse(loop):
+        raise RuntimeError("the built epoch disagrees with the book's step (planted)")
+    with pytest.raises(RuntimeError, match="planted"):
+        _tuned.build(model, spec, 64 * 5, lambda: _step.trace(model, spec, decompose=True), refuse)
+    assert [p.suffix for p in (tmp_path / "torch-loops").iterdir()] == [".py"]

@@ -62,7 +62,7 @@ def options() -> dict:
 
 def build(model: torch.nn.Module, spec: Spec, n_examples: int, trace: Callable, check: Callable) -> Callable:
     """The tuned loop (torch_impl._step's loop signature): the one an earlier process saved, else
-    compiled now and saved, each only once `check(loop)` passed (the self-check); RuntimeError
+    compiled now and saved once `check(loop)` passed (the self-check), each used only then; RuntimeError
     naming each attempt's failure when none did. trace() traces the step when no module of it
     was saved."""
     cache, chosen = compile_cache_dir() / "torch-loops", options()
@@ -75,8 +75,10 @@ def build(model: torch.nn.Module, spec: Spec, n_examples: int, trace: Callable, 
     for attempt in saved.saved_or_compiled(steps, chosen, example, path):
         try:
             with _step.one_thread("cpu"):  # PT: a saved loop's guards hold the thread count it runs with
-                loop = attempt()
-            return check(loop)
+                loop, keep = attempt()
+            check(loop)
+            keep()  # saved for later processes only once it passed
+            return loop
         except Exception as exc:  # noqa: BLE001  a stale or broken saved loop: compile it now
             failures.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
     raise RuntimeError("; ".join(failures))

@@ -4,12 +4,14 @@ tracing and compiling again. Keyed by the step's spec, the example count, the op
 torch's version, torch_impl's code and the CPU."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import random
 import sys
 import types
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -64,24 +66,38 @@ def step_module(spec: Spec, cache: Path, trace: Callable[[], torch.fx.GraphModul
 
 def saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, path: Path) -> list[Callable]:
     """Ways to get the compiled loop, to try in order: the one a previous process saved at
-    `path`, else compiled now and saved there."""
+    `path`, else compiled now. Each gives (loop, keep): keep() saves a loop compiled now at `path`,
+    for the caller to call once the loop passed its self-check (a loaded one is kept already)."""
     def load():
         from torch._guards import TracingContext, tracing
         # PT: loading its guards needs a tracing context, loading its C++ the options it was built with (2.13)
         with patched(options, compiling=False), path.open("rb") as f, tracing(TracingContext(None)), \
                 config_patch(options):
-            return torch.compiler.load_compiled_function(f)
+            return torch.compiler.load_compiled_function(f), lambda: None
 
     def compile_now():
         compiled = _compile(steps, options)
         try:
-            with torch.no_grad(), patched(options):
+            with torch.no_grad(), patched(options), _own_nonces():
                 saved = compiled.aot_compile((example, {}))
-            saved.save_compiled_function(str(path))
-            return saved
         except Exception:  # noqa: BLE001  not saveable: compiled on first call, in this process only
-            return compiled
+            return compiled, lambda: None
+        return saved, lambda: saved.save_compiled_function(str(path))
     return [_recompiling(attempt, steps, options) for attempt in ([load] if path.exists() else []) + [compile_now]]
+
+
+@contextlib.contextmanager
+def _own_nonces() -> Iterator[None]:
+    """Python's `random` seeded from the OS while inside, its sequence restored after. PT: aot_compile
+    keys AOTAutograd's cache by a nonce from `random` (torch 2.13): after a seed (Keras's
+    set_random_seed seeds it) a process draws the keys an earlier compile drew, and gets that
+    compile's graph for another loop."""
+    state = random.getstate()
+    random.seed()
+    try:
+        yield
+    finally:
+        random.setstate(state)
 
 
 def _compile(steps: types.ModuleType, options: dict) -> Callable:
@@ -89,11 +105,11 @@ def _compile(steps: types.ModuleType, options: dict) -> Callable:
 
 
 def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> Callable:
-    """attempt, whose result, a saved compiled loop, is used until its guards refuse a call (the
+    """attempt, whose loop, a saved compiled loop, is used until its guards refuse a call (the
     global state it was compiled under changed: grad mode, deterministic algorithms, ...); from
     then on the same loop through torch.compile, which recompiles for the new state."""
     def get():
-        saved, fallback = attempt(), []
+        (saved, keep), fallback = attempt(), []
 
         def loop(*args):
             # PT: a saved loop (torch 2.13's AOTCompiledFunction) raises when its guards refuse;
@@ -103,5 +119,5 @@ def _recompiling(attempt: Callable, steps: types.ModuleType, options: dict) -> C
             run = fallback[0] if fallback else saved
             with patched(options, compiling=not hasattr(run, "guard_check")):  # torch.compile's compiles when called
                 return run(*args)
-        return loop
+        return loop, keep
     return get
