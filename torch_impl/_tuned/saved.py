@@ -82,8 +82,15 @@ def saved_or_compiled(steps: types.ModuleType, options: dict, example: tuple, pa
                 saved = compiled.aot_compile((example, {}))
         except Exception:  # noqa: BLE001  not saveable: compiled on first call, in this process only
             return compiled, lambda: None
-        return saved, lambda: saved.save_compiled_function(str(path))
+        return saved, lambda: _save(saved, path)
     return [_recompiling(attempt, steps, options) for attempt in ([load] if path.exists() else []) + [compile_now]]
+
+
+def _save(saved, path: Path) -> None:
+    try:
+        saved.save_compiled_function(str(path))
+    except Exception:  # noqa: BLE001  not saveable: the loop serves this process only, as before
+        pass
 
 
 @contextlib.contextmanager
